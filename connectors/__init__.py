@@ -1,0 +1,67 @@
+"""Connectors load native-language sources as Documents; ``CONNECTORS`` maps a name to a factory.
+
+Each factory imports its module on call, so importing this package costs nothing. (The factories are
+not named after the modules: ``import connectors.web`` would rebind a package attribute ``web``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from connectors.formats import DEFAULT_MAX_BYTES
+from rag.errors import ConnectorError
+from rag.types import Connector
+
+__all__ = [
+    "CONNECTORS",
+    "DEFAULT_MAX_BYTES",
+    "connector_for",
+    "files_connector",
+    "llamaindex_connector",
+    "web_connector",
+]
+
+
+def files_connector(
+    root: Path | str, glob: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Connector:
+    """Return a FileConnector over a file or directory."""
+    from connectors.files import FileConnector
+
+    return FileConnector(Path(root), glob, max_bytes)
+
+
+def web_connector(
+    urls: Sequence[str], timeout: float = 20.0, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Connector:
+    """Return a UrlConnector over http(s) URLs and sitemaps."""
+    from connectors.web import UrlConnector
+
+    return UrlConnector(urls, timeout, max_bytes)
+
+
+def llamaindex_connector(source: object) -> Connector:
+    """Return a LlamaIndexConnector over a LlamaIndex reader or a list of its Documents."""
+    from connectors.llamaindex import LlamaIndexConnector
+
+    return LlamaIndexConnector(source)
+
+
+CONNECTORS: dict[str, Callable[..., Connector]] = {
+    "files": files_connector,
+    "web": web_connector,
+    "llamaindex": llamaindex_connector,
+}
+
+
+def connector_for(target: str, glob: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Connector:
+    """Return the web connector for an http(s):// target, else the file connector for a path."""
+    if target.startswith(("http://", "https://")):
+        return web_connector([target], max_bytes=max_bytes)
+    path = Path(target).expanduser()
+    if not path.exists():
+        raise ConnectorError(
+            f"{target}: no such file or directory; check the path, or give an http(s):// URL for a web page"
+        )
+    return files_connector(path, glob, max_bytes)

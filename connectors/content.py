@@ -1,0 +1,83 @@
+"""Checks on raw bytes shared by the parsers: emptiness, binary content, magic numbers, decoding."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+from rag.errors import ConnectorError
+
+# Byte-order marks name their encoding outright, so they win over any declared charset.
+BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+# What a file really is when its extension lies; checked in order, first match wins.
+MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF"),
+    (b"PK\x03\x04", "a ZIP archive (or DOCX/XLSX/ODT)"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\xd0\xcf\x11\xe0", "an old binary Office file (.doc/.xls); save it as .docx"),
+)
+
+
+def describe(data: bytes) -> str:
+    """Return what ``data`` looks like from its first bytes, e.g. ``a PNG image``."""
+    for magic, name in MAGIC:
+        if data.startswith(magic):
+            return name
+    return "unrecognised content"
+
+
+def require_content(data: bytes, uri: str) -> None:
+    """Raise ConnectorError if ``data`` is empty."""
+    if not data:
+        raise ConnectorError(f"{uri}: empty file (0 bytes); add content or remove it")
+
+
+def require_text(text: str, uri: str) -> None:
+    """Raise ConnectorError if ``text`` has nothing but whitespace."""
+    if not text.strip():
+        raise ConnectorError(f"{uri}: no text (only whitespace); add content or remove it")
+
+
+def decode(data: bytes, uri: str, charset: str | None = None) -> str:
+    """Decode text bytes: a BOM first, then ``charset``, else UTF-8; reject binary and undecodable data."""
+    require_content(data, uri)
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            return _decode_as(data[len(bom) :], uri, encoding)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ConnectorError(
+            f"{uri}: binary content (NUL byte at offset {nul}), looks like {describe(data)}; "
+            "this is not a text file, so check its extension"
+        )
+    return _decode_as(data, uri, charset or "utf-8")
+
+
+def _decode_as(data: bytes, uri: str, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except LookupError as exc:
+        raise ConnectorError(
+            f"{uri}: unknown text encoding {encoding!r}; convert it with `iconv -f <encoding> -t utf-8`"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConnectorError(
+            f"{uri}: not valid {encoding} at byte {exc.start}; "
+            f"convert it with `iconv -f <encoding> -t utf-8` (e.g. -f latin1 or -f shift_jis)"
+        ) from exc
+
+
+def title_from_uri(uri: str) -> str:
+    """Return a fallback title: the last path segment's stem, else the host (``file:///d/Guide.md`` -> Guide)."""
+    parts = urlsplit(uri)
+    stem = PurePosixPath(unquote(parts.path)).stem
+    return stem or parts.hostname or uri

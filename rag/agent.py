@@ -1,0 +1,159 @@
+"""The facade: builds the parts from Config and runs ingest and status (search and ask come next)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+
+from rag.chunk import chunk_document
+from rag.config import Config, EncoderKind, check_collection_name, load_config
+from rag.database import Database, DatabaseInfo
+from rag.encoders import E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
+from rag.encoders.cache import CachedEncoder
+from rag.errors import ConnectorError
+from rag.ingest import IngestProgress, IngestReport, Pipeline, Target, run_ingest
+from rag.lang import LanguageDetector
+from rag.store import PgStore
+from rag.types import CollectionStatus, Document, Encoder
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Every collection's counts and the database they live in."""
+
+    collections: tuple[CollectionStatus, ...]
+    database: DatabaseInfo
+
+
+@dataclass(frozen=True, slots=True)
+class _Unlistable:
+    """Stands in for a target whose connector could not be built, so the run reports it and goes on."""
+
+    error: ConnectorError
+
+    def sources(self) -> Iterator[str]:
+        raise self.error
+
+    def load(self, uri: str) -> list[Document]:
+        raise self.error
+
+
+def _scope(target: str) -> str:
+    """The URI prefix a target owns: a directory's contents, a file itself, or a sitemap's site."""
+    if target.startswith(("http://", "https://")):
+        return target.rsplit("/", 1)[0] + "/" if target.endswith(".xml") else target
+    path = Path(target).expanduser().resolve()
+    return path.as_uri() + "/" if path.is_dir() else path.as_uri()
+
+
+class Rosetta:
+    """Cross-lingual RAG over a Postgres + pgvector store.
+
+    >>> with Rosetta.open() as rosetta:
+    ...     report = rosetta.ingest(["manuals/"], collection="manuals")
+    ...     print(rosetta.status().collections)
+    """
+
+    def __init__(self, config: Config, database: Database, store: PgStore, notice: Callable[[str], None],
+                 encoder: Encoder | None = None) -> None:
+        self.config = config
+        self.database = database
+        self.store = store
+        self._notice = notice
+        self._custom_encoder = encoder
+        self._encoders: dict[str, Encoder] = {}
+        self._detector: LanguageDetector | None = None
+
+    @classmethod
+    def open(cls, config: Config | None = None, notice: Callable[[str], None] | None = None,
+             encoder: Encoder | None = None) -> Rosetta:
+        """Connect (starting the embedded Postgres when no URL is configured) and migrate the schema.
+
+        ``encoder`` replaces the configured one with any object satisfying the Encoder protocol.
+        """
+        config = config or load_config()
+        db = config.db
+        database = Database.open(db.url, db.data_dir, db.pool_min, db.pool_max, db.timeout_s)
+        store = PgStore(database.pool, db.schema)
+        try:
+            store.migrate()
+        except BaseException:
+            database.close()
+            raise
+        return cls(config, database, store, notice or (lambda message: None), encoder)
+
+    def __enter__(self) -> Rosetta:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.database.close()
+
+    def encoder(self, collection: str | None = None) -> Encoder:
+        """The (cached) encoder for ``collection``: the configured one, or for ``auto`` the one it was built with."""
+        name = check_collection_name(collection or self.config.collection)
+        if name not in self._encoders:
+            self._encoders[name] = CachedEncoder(self._load_encoder(name), self.store)
+        return self._encoders[name]
+
+    def _load_encoder(self, collection: str) -> Encoder:
+        if self._custom_encoder is not None:
+            return self._custom_encoder
+        models = self.config.models
+        if models.encoder is EncoderKind.E5_SMALL:
+            return E5SmallEncoder.load(batch_size=models.batch_size)
+        if models.encoder is EncoderKind.BGE_M3:
+            return load_bge_m3(models.bge_m3_model, models.device, models.batch_size)
+        existing = self.store.collection(collection)
+        if existing is not None:
+            self._notice(f"encoder: {existing.encoder} (recorded by collection {collection!r})")
+            return encoder_for_name(existing.encoder, models.device, models.batch_size)
+        return load_auto(models.bge_m3_model, models.device, models.batch_size, self._notice)
+
+    def detector(self) -> LanguageDetector:
+        """The language detector (loaded once)."""
+        if self._detector is None:
+            languages = self.config.ingest.languages
+            self._detector = LanguageDetector.load(languages) if languages else LanguageDetector.load()
+        return self._detector
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        collection: str | None = None,
+        glob: str | None = None,
+        prune: bool = False,
+        progress: IngestProgress | None = None,
+    ) -> IngestReport:
+        """Ingest files, directories and URLs into ``collection``; bad sources are reported, not raised."""
+        from connectors import connector_for
+
+        name = check_collection_name(collection or self.config.collection)
+        encoder = self.encoder(name)
+        stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
+        settings = self.config.ingest
+        detect = self.detector().detect
+        chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
+                        detect=detect)
+        targets = []
+        for path in paths:
+            try:
+                connector = connector_for(str(path), glob=glob, max_bytes=settings.max_bytes)
+            except ConnectorError as exc:
+                connector = _Unlistable(exc)
+            targets.append(Target(str(path), connector, _scope(str(path))))
+        pipeline = Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
+                            settings.max_tokens, progress)
+        return run_ingest(pipeline, targets, prune=prune)
+
+    def status(self) -> Status:
+        """Counts per collection and language, and the database's versions and size."""
+        collections = tuple(self.store.status(c) for c in self.store.collections())
+        return Status(collections, self.database.info())

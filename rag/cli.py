@@ -1,0 +1,133 @@
+"""The ``rosetta`` command: parses arguments, calls the facade, renders. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from rag.agent import Rosetta
+from rag.config import Config, load_config
+from rag.errors import RagError
+from rag.render import IngestBar, ingest_json, ingest_table, status_json, status_table
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rosetta: ask in your language, answer from theirs.")
+bench = typer.Typer(no_args_is_help=True, help="Benchmarks (they print numbers; see evals/).")
+app.add_typer(bench, name="bench")
+
+
+
+def _console(stderr: bool = False) -> Console:
+    # Made per call so the terminal's width and NO_COLOR/TERM=dumb are read when the command runs.
+    return Console(stderr=stderr)
+
+
+@dataclass(frozen=True, slots=True)
+class Globals:
+    """Options shared by every command."""
+
+    data_dir: Path | None
+    database_url: str | None
+    encoder: str | None
+    model: str | None
+    debug: bool
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Embedded database directory [ROSETTA_DATA_DIR].")] = None,
+    database_url: Annotated[Optional[str], typer.Option(help="Use this Postgres instead [ROSETTA_DATABASE_URL].")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="auto, bge-m3 or e5-small [ROSETTA_ENCODER].")] = None,
+    model: Annotated[Optional[str], typer.Option(help="BGE-M3 hub id or local path [ROSETTA_BGE_M3_MODEL].")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    ctx.obj = Globals(data_dir, database_url, encoder, model, debug)
+
+
+def _config(ctx: typer.Context, **overrides: Any) -> Config:
+    g: Globals = ctx.obj
+    return load_config(data_dir=g.data_dir, database_url=g.database_url, encoder=g.encoder, bge_m3_model=g.model,
+                       **overrides)
+
+
+@contextmanager
+def _session(ctx: typer.Context, **overrides: Any) -> Iterator[Rosetta]:
+    """Open Rosetta; a RagError becomes one red line and exit code 2 (a traceback with --debug)."""
+    try:
+        config = _config(ctx, **overrides)
+        with Rosetta.open(config, notice=lambda message: _console(True).print(f"[dim]{message}[/]")) as rosetta:
+            yield rosetta
+    except RagError as exc:
+        if ctx.obj.debug:
+            _console(True).print_exception()
+        _console(True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(help="Files, directories, URLs or sitemap.xml URLs.")],
+    collection: Annotated[Optional[str], typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    glob: Annotated[Optional[str], typer.Option(help="Only files matching this glob, e.g. '*.pdf'.")] = None,
+    prune: Annotated[bool, typer.Option(help="Delete stored documents under PATHS whose source is gone.")] = False,
+    max_bytes: Annotated[Optional[int], typer.Option(help="Skip files larger than this.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Load, chunk, encode and store documents; re-running only updates what changed."""
+    with _session(ctx, collection=collection, max_bytes=max_bytes) as rosetta, IngestBar(_console(True)) as bar:
+        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar)
+    if as_json:
+        _print_json(ingest_json(report))
+    else:
+        _console().print(ingest_table(report))
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Collections, documents and chunks per language, encoder, database."""
+    with _session(ctx) as rosetta:
+        result = rosetta.status()
+    if as_json:
+        _print_json(status_json(result))
+    else:
+        _console().print(status_table(result))
+
+
+@bench.command("ingest")
+def bench_ingest(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Directory to ingest.")] = Path("../shared/data/manuals"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """Ingest throughput against the raw encoder, peak RSS and bytes per chunk."""
+    from evals.bench_ingest import run
+
+    run(data, as_json=as_json)
+
+
+def main() -> None:
+    """Entry point of the ``rosetta`` script."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""The one Config tree and load_config(), the only reader of environment variables and config files.
+
+Precedence: explicit overrides (CLI flags, API keyword arguments) > ``ROSETTA_*`` environment variables >
+a TOML file (``ROSETTA_CONFIG`` or ``~/.config/rosetta/config.toml``) > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+from pathlib import Path
+
+import platformdirs
+
+from rag.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_COLLECTION = re.compile(r"^[\w.-]{1,128}$")
+
+
+class EncoderKind(Enum):
+    """Which encoder builds the vectors."""
+
+    AUTO = "auto"
+    BGE_M3 = "bge-m3"
+    E5_SMALL = "e5-small"
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("rosetta", appauthor=False))
+
+
+@dataclass(frozen=True, slots=True)
+class DbConfig:
+    """Where the data lives: a Postgres URL, or an embedded server in ``data_dir`` when ``url`` is None."""
+
+    url: str | None = field(default=None, repr=False)
+    data_dir: Path = field(default_factory=_default_data_dir)
+    schema: str = "rosetta"
+    pool_min: int = 1
+    pool_max: int = 4
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.schema):
+            raise ConfigError(f"db.schema must be a plain SQL identifier, got {self.schema!r}")
+        if not 1 <= self.pool_min <= self.pool_max:
+            raise ConfigError(f"db.pool_min/pool_max must satisfy 1 <= min <= max, got {self.pool_min}/{self.pool_max}")
+        if self.timeout_s <= 0:
+            raise ConfigError(f"db.timeout_s must be positive, got {self.timeout_s}")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Encoder choice; ``bge_m3_model`` is a hub id or a local directory."""
+
+    encoder: EncoderKind = EncoderKind.AUTO
+    bge_m3_model: str = "BAAI/bge-m3"
+    device: str | None = None
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"models.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Chunking and loading limits."""
+
+    max_tokens: int = 256
+    max_bytes: int = 50_000_000
+    sparse_max_terms: int = 1000
+    languages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.max_tokens <= 8192:
+            raise ConfigError(f"ingest.max_tokens must be in [16, 8192], got {self.max_tokens}")
+        if self.max_bytes < 1:
+            raise ConfigError(f"ingest.max_bytes must be positive, got {self.max_bytes}")
+        if not 1 <= self.sparse_max_terms <= 1000:
+            # pgvector's HNSW index takes sparse vectors with at most 1,000 non-zeros.
+            raise ConfigError(f"ingest.sparse_max_terms must be in [1, 1000], got {self.sparse_max_terms}")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything Rosetta can be configured with."""
+
+    db: DbConfig = field(default_factory=DbConfig)
+    models: ModelConfig = field(default_factory=ModelConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    collection: str = "default"
+
+    def __post_init__(self) -> None:
+        check_collection_name(self.collection)
+
+
+def check_collection_name(name: str) -> str:
+    """Return ``name`` if it is a valid collection name, else raise ConfigError."""
+    if not _COLLECTION.match(name):
+        raise ConfigError(
+            f"collection name {name!r} is invalid: use 1-128 letters, digits, '_', '-' or '.'"
+        )
+    return name
+
+
+def parse_encoder(text: str) -> EncoderKind:
+    """Parse an encoder name such as ``auto``, ``bge-m3`` or ``e5-small``."""
+    try:
+        return EncoderKind(text.strip().lower())
+    except ValueError:
+        names = ", ".join(kind.value for kind in EncoderKind)
+        raise ConfigError(f"unknown encoder {text!r}; choose one of: {names}") from None
+
+
+# Environment variable -> (section, field). Values are parsed by the field's type.
+_ENV = {
+    "ROSETTA_DATABASE_URL": ("db", "url"),
+    "ROSETTA_DATA_DIR": ("db", "data_dir"),
+    "ROSETTA_SCHEMA": ("db", "schema"),
+    "ROSETTA_ENCODER": ("models", "encoder"),
+    "ROSETTA_BGE_M3_MODEL": ("models", "bge_m3_model"),
+    "ROSETTA_DEVICE": ("models", "device"),
+    "ROSETTA_COLLECTION": ("", "collection"),
+    "ROSETTA_MAX_TOKENS": ("ingest", "max_tokens"),
+    "ROSETTA_MAX_BYTES": ("ingest", "max_bytes"),
+}
+
+
+def _coerce(section: str, name: str, value: object) -> object:
+    if value is None:
+        return None
+    if name == "encoder":
+        return value if isinstance(value, EncoderKind) else parse_encoder(str(value))
+    if name == "data_dir":
+        return Path(str(value)).expanduser()
+    if name in {"max_tokens", "max_bytes", "pool_min", "pool_max", "batch_size", "sparse_max_terms"}:
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(f"{section}.{name} must be an integer, got {value!r}") from None
+    if name == "timeout_s":
+        return float(str(value))
+    if name == "languages":
+        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+        return tuple(str(item).strip() for item in items if str(item).strip())
+    return str(value)
+
+
+def _apply(config: Config, section: str, name: str, value: object) -> Config:
+    value = _coerce(section or "config", name, value)
+    if not section:
+        return replace(config, **{name: value})
+    part = getattr(config, section)
+    known = {f.name for f in fields(part)}
+    if name not in known:
+        raise ConfigError(f"unknown setting {section}.{name}; known: {', '.join(sorted(known))}")
+    return replace(config, **{section: replace(part, **{name: value})})
+
+
+def _read_toml(path: Path) -> Mapping[str, object]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from exc
+
+
+def _from_toml(config: Config, data: Mapping[str, object], path: Path) -> Config:
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            if key not in {"db", "models", "ingest"}:
+                raise ConfigError(f"{path}: unknown section [{key}]; known: db, models, ingest")
+            for name, item in value.items():
+                config = _apply(config, key, name, item)
+        elif key == "collection":
+            config = _apply(config, "", key, value)
+        else:
+            raise ConfigError(f"{path}: unknown top-level key {key!r}")
+    return config
+
+
+def _config_file(environ: Mapping[str, str], explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    if "ROSETTA_CONFIG" in environ:
+        return Path(environ["ROSETTA_CONFIG"]).expanduser()
+    default = Path(platformdirs.user_config_dir("rosetta", appauthor=False)) / "config.toml"
+    return default if default.is_file() else None
+
+
+def load_config(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+    encoder: str | EncoderKind | None = None,
+    bge_m3_model: str | None = None,
+    collection: str | None = None,
+    max_tokens: int | None = None,
+    max_bytes: int | None = None,
+) -> Config:
+    """Build the Config from defaults, a TOML file, ``ROSETTA_*`` variables and explicit overrides."""
+    env = os.environ if environ is None else environ
+    config = Config()
+    path = _config_file(env, config_file)
+    if path is not None:
+        config = _from_toml(config, _read_toml(path), path)
+    for variable, (section, name) in _ENV.items():
+        if env.get(variable):
+            config = _apply(config, section, name, env[variable])
+    overrides = {
+        ("db", "url"): database_url,
+        ("db", "data_dir"): data_dir,
+        ("models", "encoder"): encoder,
+        ("models", "bge_m3_model"): bge_m3_model,
+        ("", "collection"): collection,
+        ("ingest", "max_tokens"): max_tokens,
+        ("ingest", "max_bytes"): max_bytes,
+    }
+    for (section, name), value in overrides.items():
+        if value is not None:
+            config = _apply(config, section, name, value)
+    return config

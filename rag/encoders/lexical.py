@@ -1,0 +1,78 @@
+"""A multilingual lexical (BM25-style) sparse encoder that needs no model.
+
+Words are runs of letters, marks and digits (so Devanagari vowel signs stay inside words); scripts
+written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar) become overlapping character bigrams,
+the usual choice for CJK retrieval when no segmenter is at hand. Terms are hashed into a fixed
+sparse space. Passages get BM25's saturated term frequency; queries get weight 1 per distinct term,
+so their inner product is BM25 without the IDF factor, which the retriever applies from corpus counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import regex
+
+from rag.types import SparseVector
+
+# 2**24 slots keep hash collisions rare for corpora of a few million distinct terms.
+LEXICAL_DIM = 2**24
+_K1 = 1.2
+_B = 0.75
+# Average passage length in terms; a fixed prior so a passage's weights do not depend on the corpus.
+_AVG_TERMS = 120.0
+
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}ー"
+_TOKEN = regex.compile(rf"[{_UNSPACED}]+|[\p{{L}}\p{{M}}\p{{N}}]+")
+_UNSPACED_RUN = regex.compile(rf"^[{_UNSPACED}]+$")
+
+
+def terms(text: str) -> list[str]:
+    """Split ``text`` into normalized terms: words, and character bigrams for unspaced scripts."""
+    found: list[str] = []
+    for run in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if _UNSPACED_RUN.match(run):
+            found.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+        else:
+            found.append(run)
+    return found
+
+
+def term_index(term: str) -> int:
+    """Stable hash of a term into ``[0, LEXICAL_DIM)``."""
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "big") % LEXICAL_DIM
+
+
+def _bm25_tf(count: int, length: int) -> float:
+    return count * (_K1 + 1) / (count + _K1 * (1 - _B + _B * length / _AVG_TERMS))
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalEncoder:
+    """Hashed BM25-style term weights for passages and queries."""
+
+    dim: int = LEXICAL_DIM
+
+    def passage(self, text: str) -> SparseVector:
+        """Saturated term frequencies of ``text`` (colliding terms add up)."""
+        found = terms(text)
+        weights: Counter[int] = Counter()
+        for term, count in Counter(found).items():
+            weights[term_index(term) % self.dim] += _bm25_tf(count, len(found))
+        return SparseVector(dict(weights), self.dim)
+
+    def query(self, text: str) -> SparseVector:
+        """Weight 1 for each distinct term of ``text``."""
+        return SparseVector({term_index(t) % self.dim: 1.0 for t in set(terms(text))}, self.dim)
+
+    def passages(self, texts: Sequence[str]) -> list[SparseVector]:
+        """``passage`` for each text."""
+        return [self.passage(text) for text in texts]
+
+    def queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        """``query`` for each text."""
+        return [self.query(text) for text in texts]

@@ -1,0 +1,208 @@
+"""Rosetta's vocabulary: the frozen values that cross module boundaries, and the Protocols (seams).
+
+This module imports nothing from ``rag``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, Union
+
+import numpy as np
+
+JsonScalar = Union[str, int, float, bool, None]
+Metadata = Mapping[str, "JsonValue"]
+JsonValue = Union[JsonScalar, list["JsonValue"], dict[str, "JsonValue"]]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A character range ``[start, end)`` of a document's text with its page and heading path."""
+
+    start: int
+    end: int
+    page: int | None = None
+    heading: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"Section needs 0 <= start <= end, got start={self.start} end={self.end}")
+        if self.page is not None and self.page < 1:
+            raise ValueError(f"Section page numbers start at 1, got {self.page}")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A source document in its own language, as a connector loaded it (never translated).
+
+    ``sections`` tile ``text`` exactly (contiguous, from 0 to ``len(text)``); an empty tuple means
+    one section without page or heading.
+    """
+
+    uri: str
+    text: str
+    title: str = ""
+    sections: tuple[Section, ...] = ()
+    metadata: Metadata = field(default_factory=dict)
+    content_type: str = "text/plain"
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            raise ValueError("Document.uri must be non-empty")
+        expected = 0
+        for section in self.sections:
+            if section.start != expected:
+                raise ValueError(
+                    f"Document {self.uri}: sections must tile the text; section starts at "
+                    f"{section.start}, expected {expected}"
+                )
+            expected = section.end
+        if self.sections and expected != len(self.text):
+            raise ValueError(
+                f"Document {self.uri}: sections end at {expected} but the text has {len(self.text)} characters"
+            )
+
+    def tiling(self) -> tuple[Section, ...]:
+        """Return the sections, or one section covering the whole text when none were given."""
+        return self.sections or (Section(0, len(self.text)),)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A passage of a document: ``text == document.text[start:end]`` exactly, so citations can quote it."""
+
+    id: str
+    document_uri: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    language: str
+    page: int | None = None
+    heading: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.end - self.start != len(self.text):
+            raise ValueError(
+                f"Chunk {self.id}: offsets [{self.start}, {self.end}) do not span its {len(self.text)} characters"
+            )
+        if not self.language:
+            raise ValueError(f"Chunk {self.id}: language must be non-empty")
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVector:
+    """Non-negative term weights ``{index: weight}`` in a space of ``dim`` dimensions."""
+
+    weights: Mapping[int, float]
+    dim: int
+
+    def __post_init__(self) -> None:
+        for index, weight in self.weights.items():
+            if not 0 <= index < self.dim:
+                raise ValueError(f"sparse index {index} outside [0, {self.dim})")
+            if not math.isfinite(weight):
+                raise ValueError(f"sparse weight for index {index} is not finite: {weight}")
+
+    def top(self, n: int) -> tuple[SparseVector, float]:
+        """Keep the ``n`` largest weights; return them and the share of total weight that was cut."""
+        if len(self.weights) <= n:
+            return self, 0.0
+        ranked = sorted(self.weights.items(), key=lambda item: (-item[1], item[0]))
+        total = sum(abs(w) for _, w in ranked)
+        kept = dict(ranked[:n])
+        cut = sum(abs(w) for _, w in ranked[n:])
+        return SparseVector(kept, self.dim), (cut / total if total else 0.0)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Encoding:
+    """An encoder's output for one text: a dense vector, lexical weights, and ColBERT vectors on request."""
+
+    dense: np.ndarray
+    sparse: SparseVector | None = None
+    colbert: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.dense.ndim != 1:
+            raise ValueError(f"Encoding.dense must be 1-D, got shape {self.dense.shape}")
+        if not np.all(np.isfinite(self.dense)):
+            raise ValueError("Encoding.dense has non-finite values")
+
+
+class Encoder(Protocol):
+    """Turns texts into Encodings.
+
+    >>> encoder.encode_passages(["Der Filter wird monatlich gewechselt."])[0].dense.shape
+    (384,)
+    """
+
+    @property
+    def name(self) -> str:
+        """Identity recorded per collection, e.g. ``e5-small`` or ``bge-m3:BAAI/bge-m3``."""
+        ...
+
+    @property
+    def dim(self) -> int:
+        """Dense dimension."""
+        ...
+
+    @property
+    def sparse_dim(self) -> int:
+        """Dimension of the sparse (lexical) space."""
+        ...
+
+    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
+        """Encode documents' passages."""
+        ...
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
+        """Encode search queries."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Number of model tokens ``text`` becomes (the chunker's budget unit)."""
+        ...
+
+
+class Connector(Protocol):
+    """Finds sources and loads each into Documents.
+
+    >>> for uri in connector.sources():
+    ...     documents = connector.load(uri)
+    """
+
+    def sources(self) -> Iterator[str]:
+        """Yield the URIs this connector will load; raises ConnectorError if the root itself is unusable."""
+        ...
+
+    def load(self, uri: str) -> list[Document]:
+        """Load one source; raises ConnectorError naming the source and the fix."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A named set of documents, bound to the encoder (and its dimensions) that built it."""
+
+    id: int
+    name: str
+    encoder: str
+    dim: int
+    sparse_dim: int
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStatus:
+    """Counts for one collection; ``languages`` counts chunks and ``document_languages`` documents."""
+
+    name: str
+    encoder: str
+    dim: int
+    documents: int
+    chunks: int
+    languages: Mapping[str, int]
+    document_languages: Mapping[str, int]

@@ -1,0 +1,82 @@
+"""Session resources: one embedded Postgres (pgvector >= 0.7) and the tiny BGE-M3-format model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from rag.config import Config
+    from rag.store import PgStore
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_bge_m3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BGE-M3-format model directory with random XLM-R weights, built once per session."""
+    from tests.models import build_tiny_bge_m3
+
+    return build_tiny_bge_m3(tmp_path_factory.mktemp("tiny-bge-m3"))
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One embedded Postgres for the session, checked for pgvector >= 0.7 (sparsevec)."""
+    from rag.database import ensure_pgvector, start_embedded
+
+    data_dir = tmp_path_factory.mktemp("pg")
+    url, server = start_embedded(data_dir)
+    version = ensure_pgvector(url)
+    assert tuple(int(p) for p in version.split(".")[:2]) >= (0, 7), f"pgvector {version} has no sparsevec"
+    yield url
+    server.cleanup()
+
+
+@pytest.fixture
+def schema() -> str:
+    """A fresh schema name per test, so tests never see each other's rows."""
+    import uuid
+
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def config(pg_url: str, schema: str, tmp_path: Path) -> "Config":
+    """A Config on the session database in a fresh schema, with the offline encoder."""
+    from rag.config import Config, DbConfig, EncoderKind, ModelConfig
+
+    return Config(db=DbConfig(url=pg_url, data_dir=tmp_path / "data", schema=schema),
+                  models=ModelConfig(encoder=EncoderKind.E5_SMALL), collection="test")
+
+
+@pytest.fixture
+def store(config: "Config") -> Iterator["PgStore"]:
+    """A migrated PgStore on a fresh schema."""
+    from rag.database import Database
+    from rag.store import PgStore
+
+    database = Database.open(config.db.url, config.db.data_dir)
+    pg_store = PgStore(database.pool, config.db.schema)
+    pg_store.migrate()
+    yield pg_store
+    database.close()
+
+
+DEMO = Path(__file__).resolve().parent.parent / "demo" / "manuals"
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    """A writable copy of the demo corpus."""
+    import shutil
+
+    target = tmp_path / "manuals"
+    shutil.copytree(DEMO, target)
+    return target

@@ -1,0 +1,82 @@
+"""The dependency arrows of STYLE.md, and the public surface."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from types import ModuleType
+
+import rag
+
+ROOT = Path(__file__).resolve().parent.parent
+FOUNDATION = {"rag.types", "rag.errors"}
+# Parts build on the foundation only; a part may use the modules of its own group.
+PART_GROUPS = {
+    "rag.lang": {"rag.lang"},
+    "rag.chunk": {"rag.chunk"},
+    "rag.database": {"rag.database"},
+    "rag.store": {"rag.store", "rag.schema"},
+    "rag.schema": {"rag.schema"},
+}
+ABOVE_PARTS = {"rag.ingest", "rag.agent", "rag.render", "rag.cli", "rag"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {name for name in found if name == "rag" or name.startswith(("rag.", "connectors"))}
+
+
+def _modules(package: str) -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for p in sorted((ROOT / package).rglob("*.py"))}
+
+
+def _allowed(module: str) -> set[str] | None:
+    if module in FOUNDATION:
+        return set()
+    if module == "rag.config":
+        return FOUNDATION
+    if module.startswith("rag.encoders"):
+        return FOUNDATION | {m for m in _modules("rag") if m.startswith("rag.encoders")}
+    if module in PART_GROUPS:
+        return FOUNDATION | PART_GROUPS[module]
+    return None
+
+
+def test_parts_import_only_the_foundation_and_their_own_group() -> None:
+    broken = {}
+    for module, imports in _modules("rag").items():
+        allowed = _allowed(module)
+        if allowed is None:
+            assert module in ABOVE_PARTS, f"{module} is in no layer; add it to tests/test_architecture.py"
+            continue
+        if imports - allowed - {module}:
+            broken[module] = sorted(imports - allowed - {module})
+    assert broken == {}
+
+
+def test_connectors_depend_only_on_the_vocabulary() -> None:
+    broken = {m: sorted(i - FOUNDATION - {"connectors"} - {x for x in i if x.startswith("connectors")})
+              for m, i in _modules("connectors").items()}
+    assert {m: v for m, v in broken.items() if v} == {}
+
+
+def test_nothing_below_the_cli_imports_it_and_nothing_below_agent_imports_config_users() -> None:
+    importers = {m for m, i in _modules("rag").items() if "rag.cli" in i or "rag.render" in i}
+    assert importers <= {"rag.cli"}
+
+
+def test_public_surface_is_explicit_and_sorted() -> None:
+    assert rag.__all__ == sorted(rag.__all__)
+    # Submodules show up as attributes once imported; they are not part of the surface.
+    public = {name for name, value in vars(rag).items() if not name.startswith("_") and not isinstance(value, ModuleType)}
+    assert public == set(rag.__all__)

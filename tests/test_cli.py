@@ -1,0 +1,69 @@
+"""The rosetta command: JSON shapes, tables, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+from rag.config import Config
+
+
+@pytest.fixture
+def env(config: Config) -> dict[str, str]:
+    assert config.db.url is not None
+    return {"ROSETTA_DATABASE_URL": config.db.url, "ROSETTA_SCHEMA": config.db.schema,
+            "ROSETTA_ENCODER": "e5-small", "ROSETTA_DATA_DIR": str(config.db.data_dir), "NO_COLOR": "1",
+            "COLUMNS": "400"}
+
+
+def test_ingest_then_status_as_json(env: dict[str, str], demo_copy: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(demo_copy), "--collection", "demo", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["collection"], report["encoder"], report["failed"]) == ("demo", "e5-small", 0)
+    assert sorted(f["language"] for f in report["files"]) == ["de", "en", "es", "ja", "zh"]
+    assert {f["status"] for f in report["files"]} == {"added"}
+
+    status = json.loads(runner.invoke(app, ["status", "--json"], env=env).stdout)
+    (collection,) = status["collections"]
+    assert set(collection) == {"name", "documents", "chunks", "languages", "document_languages", "encoder", "dim"}
+    assert (collection["name"], collection["documents"], collection["encoder"]) == ("demo", 5, "e5-small")
+    assert sum(collection["languages"].values()) == collection["chunks"] == report["chunks"]
+    assert set(status["database"]) == {"url", "embedded", "server_version", "pgvector_version", "size_bytes"}
+    assert status["database"]["pgvector_version"] >= "0.7"
+
+
+def test_ingest_table_and_non_zero_exit_when_a_file_fails(env: dict[str, str], demo_copy: Path) -> None:
+    (demo_copy / "empty.md").write_text("")
+    result = CliRunner().invoke(app, ["ingest", str(demo_copy / "de"), str(demo_copy / "empty.md")], env=env)
+    assert result.exit_code == 1
+    assert "wartungshandbuch.md" in result.stdout and "added" in result.stdout
+    assert "empty.md" in result.stdout and "failed" in result.stdout
+    assert "1 added, 1 failed" in result.stdout
+
+
+def test_status_table_lists_languages(env: dict[str, str], demo_copy: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", str(demo_copy / "ja"), "--collection", "jp"], env=env)
+    result = runner.invoke(app, ["status"], env=env)
+    assert result.exit_code == 0
+    assert "jp" in result.stdout and "ja:" in result.stdout and "e5-small (384-d)" in result.stdout
+
+
+def test_rag_errors_are_one_red_line_with_exit_code_2(env: dict[str, str], demo_copy: Path) -> None:
+    result = CliRunner().invoke(app, ["--encoder", "gpt", "status"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: unknown encoder 'gpt'; choose one of: auto, bge-m3, e5-small"
+
+
+def test_unreachable_database_names_the_url_without_its_password(env: dict[str, str]) -> None:
+    env = {**env, "ROSETTA_DATABASE_URL": "postgresql://me:hunter2@127.0.0.1:9/none?connect_timeout=2"}
+    result = CliRunner().invoke(app, ["status"], env=env)
+    assert result.exit_code == 2
+    assert "cannot connect to postgresql://me:***@127.0.0.1:9/none" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout

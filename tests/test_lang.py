@@ -1,0 +1,117 @@
+"""Language detection on real sentences in many scripts, and language codes and names."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.lang import DEFAULT_LANGUAGES, LanguageDetector, language_name, normalize_language
+
+
+@pytest.fixture(scope="module")
+def detector() -> LanguageDetector:
+    return LanguageDetector.load()
+
+
+@pytest.mark.parametrize(
+    ("code", "sentence"),
+    [
+        ("en", "The filter has to be replaced every month to keep the air clean."),
+        ("de", "Der Filter muss jeden Monat gewechselt werden, damit die Luft sauber bleibt."),
+        ("pt", "O filtro deve ser trocado todos os meses para manter o ar limpo."),
+        ("ja", "フィルターは空気をきれいに保つために毎月交換する必要があります。"),
+        ("zh", "为了保持空气清洁，过滤器必须每个月更换一次。"),
+        ("ar", "يجب تغيير الفلتر كل شهر للحفاظ على نظافة الهواء."),
+        ("th", "ต้องเปลี่ยนไส้กรองทุกเดือนเพื่อให้อากาศสะอาด"),
+        ("ru", "Фильтр нужно менять каждый месяц, чтобы воздух оставался чистым."),
+        ("ko", "공기를 깨끗하게 유지하려면 필터를 매달 교체해야 합니다."),
+        ("hi", "हवा को साफ रखने के लिए फ़िल्टर को हर महीने बदलना चाहिए।"),
+        ("uk", "Фільтр треба міняти щомісяця, щоб повітря залишалося чистим."),
+        ("el", "Το φίλτρο πρέπει να αλλάζει κάθε μήνα για να μένει καθαρός ο αέρας."),
+    ],
+)
+def test_detects_real_sentences(detector: LanguageDetector, code: str, sentence: str) -> None:
+    assert detector.detect(sentence) == code
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "12345 678", "3.5 % — 42!", "ok", "☺☺☺ 🎉"])
+def test_too_little_text_is_undetermined(detector: LanguageDetector, text: str) -> None:
+    assert detector.detect(text) is None
+
+
+def test_ambiguous_fragment_is_undetermined(detector: LanguageDetector) -> None:
+    assert detector.detect("Hallo Welt") is None
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "東京都庁は新宿区西新宿二丁目に所在する。",  # mostly kanji, two kana
+        "日本国憲法第九条は戦争の放棄を定める。",
+        "東京でAWSのLambdaを使う",  # Latin-heavy Japanese
+    ],
+)
+def test_kanji_heavy_japanese_is_japanese(detector: LanguageDetector, sentence: str) -> None:
+    assert detector.detect(sentence) == "ja"
+
+
+def test_chinese_with_katakana_middle_dot_stays_chinese(detector: LanguageDetector) -> None:
+    assert detector.detect("阿尔伯特·爱因斯坦・物理学家出生于德国。") == "zh"
+
+
+def test_a_katakana_word_in_english_does_not_make_it_japanese(detector: LanguageDetector) -> None:
+    assert detector.detect("In Japan, karaoke is written カラオケ and it is very popular.") == "en"
+
+
+def test_script_shortcut_only_for_enabled_languages() -> None:
+    latin_only = LanguageDetector.load(["en", "de"], preload=False)
+    assert latin_only.detect("ต้องเปลี่ยนไส้กรองทุกเดือนเพื่อให้อากาศสะอาด") is None
+    assert latin_only.detect("Der Filter muss jeden Monat gewechselt werden.") == "de"
+
+
+def test_load_normalizes_codes() -> None:
+    detector = LanguageDetector.load(["DE", "en-GB", "fra"], preload=False)
+    assert detector.languages == frozenset({"de", "en", "fr"})
+
+
+@pytest.mark.parametrize("code", ["xx", "und", "tlh"])
+def test_unknown_language_code_is_rejected(code: str) -> None:
+    with pytest.raises(ValueError) as error:
+        LanguageDetector.load(["en", code], preload=False)
+    assert str(error.value) == (
+        f"unknown language code {code!r}: use an ISO 639-1 code that lingua supports, e.g. 'de'"
+    )
+
+
+def test_default_languages_are_supported_and_unique() -> None:
+    assert len(set(DEFAULT_LANGUAGES)) == len(DEFAULT_LANGUAGES) >= 20
+    assert all(normalize_language(code) == code for code in DEFAULT_LANGUAGES)
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"),
+    [("de", "de"), ("DE", "de"), ("de-AT", "de"), ("pt_BR", "pt"), (" zh-Hant-TW ", "zh"),
+     ("deu", "de"), ("zho", "zh"), ("German", "de"), ("japanese", "ja"), ("und", "und"), ("fil", "fil")],
+)  # fmt: skip
+def test_normalize_language(tag: str, code: str) -> None:
+    assert normalize_language(tag) == code
+
+
+@pytest.mark.parametrize("tag", ["", "  ", "Klingon", "d3"])
+def test_normalize_language_rejects_non_codes(tag: str) -> None:
+    with pytest.raises(ValueError) as error:
+        normalize_language(tag)
+    assert str(error.value) == f"not a language code or English language name: {tag!r}"
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [("de", "German"), ("zh", "Chinese"), ("pt-BR", "Portuguese"), ("nb", "Norwegian Bokmål"),
+     ("und", "Undetermined"), ("ell", "Greek")],
+)  # fmt: skip
+def test_language_name(code: str, name: str) -> None:
+    assert language_name(code) == name
+
+
+def test_language_name_of_unknown_code() -> None:
+    with pytest.raises(ValueError, match="unknown language code 'xx'"):
+        language_name("xx")
