@@ -29,13 +29,15 @@ demo: $(VENV)/.core
 	$(ROSETTA) status
 
 test: $(VENV)/.dev
+	$(VENV)/bin/ruff check rag connectors evals tests
+	$(VENV)/bin/mypy rag connectors evals tests
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check rag connectors evals tests
 
 typecheck: $(VENV)/.dev
-	$(VENV)/bin/mypy rag connectors
+	$(VENV)/bin/mypy rag connectors evals tests
 
 bench: $(VENV)/.core
 	$(PY) -m evals.bench_ingest --data ../shared/data/manuals

@@ -37,7 +37,7 @@ def _postgres_rss_mb(rosetta: Rosetta) -> float:
     if pid is None:
         return 0.0
     server = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [server, *server.children(recursive=True)]) / 2**20
+    return float(sum(p.memory_info().rss for p in [server, *server.children(recursive=True)])) / 2**20
 
 
 def measure(data: Path, raw_sample: int = 256, seed: int = 0) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from rag.chunk import chunk_document
 from rag.config import Config, EncoderKind, check_collection_name, load_config
@@ -85,7 +86,7 @@ class Rosetta:
             raise
         return cls(config, database, store, notice or (lambda message: None), encoder)
 
-    def __enter__(self) -> Rosetta:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,10 +44,10 @@ class Globals:
 @app.callback()
 def _globals(
     ctx: typer.Context,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Embedded database directory [ROSETTA_DATA_DIR].")] = None,
-    database_url: Annotated[Optional[str], typer.Option(help="Use this Postgres instead [ROSETTA_DATABASE_URL].")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="auto, bge-m3 or e5-small [ROSETTA_ENCODER].")] = None,
-    model: Annotated[Optional[str], typer.Option(help="BGE-M3 hub id or local path [ROSETTA_BGE_M3_MODEL].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory [ROSETTA_DATA_DIR].")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Use this Postgres instead [ROSETTA_DATABASE_URL].")] = None,
+    encoder: Annotated[str | None, typer.Option(help="auto, bge-m3 or e5-small [ROSETTA_ENCODER].")] = None,
+    model: Annotated[str | None, typer.Option(help="BGE-M3 hub id or local path [ROSETTA_BGE_M3_MODEL].")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
     ctx.obj = Globals(data_dir, database_url, encoder, model, debug)
@@ -81,10 +81,10 @@ def _print_json(data: object) -> None:
 def ingest(
     ctx: typer.Context,
     paths: Annotated[list[str], typer.Argument(help="Files, directories, URLs or sitemap.xml URLs.")],
-    collection: Annotated[Optional[str], typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
-    glob: Annotated[Optional[str], typer.Option(help="Only files matching this glob, e.g. '*.pdf'.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    glob: Annotated[str | None, typer.Option(help="Only files matching this glob, e.g. '*.pdf'.")] = None,
     prune: Annotated[bool, typer.Option(help="Delete stored documents under PATHS whose source is gone.")] = False,
-    max_bytes: Annotated[Optional[int], typer.Option(help="Skip files larger than this.")] = None,
+    max_bytes: Annotated[int | None, typer.Option(help="Skip files larger than this.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Load, chunk, encode and store documents; re-running only updates what changed."""

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
 
 import platformdirs
+import tomllib
 
 from rag.errors import ConfigError
 
@@ -154,8 +154,8 @@ def _coerce(section: str, name: str, value: object) -> object:
 
 def _apply(config: Config, section: str, name: str, value: object) -> Config:
     value = _coerce(section or "config", name, value)
-    if not section:
-        return replace(config, **{name: value})
+    if not section:  # "collection" is the only top-level setting
+        return replace(config, collection=str(value))
     part = getattr(config, section)
     known = {f.name for f in fields(part)}
     if name not in known:

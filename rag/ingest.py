@@ -146,7 +146,8 @@ def _ingest_source(p: Pipeline, connector: Connector, uri: str, known: dict[str,
 
 
 def _enumerate(targets: Sequence[Target]) -> tuple[list[tuple[Target, str]], list[FileReport]]:
-    found, failures = [], []
+    found: list[tuple[Target, str]] = []
+    failures: list[FileReport] = []
     for target in targets:
         try:
             found.extend((target, uri) for uri in target.connector.sources())

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
+from urllib.parse import unquote
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from rag.agent import Status
@@ -33,7 +43,7 @@ class IngestBar:
         self._chunks = 0
         self._started = time.perf_counter()
 
-    def __enter__(self) -> IngestBar:
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 
@@ -55,7 +65,11 @@ class IngestBar:
 
 
 def _short(uri: str) -> str:
-    return uri.removeprefix("file://")
+    """A file URI as a path, relative to the working directory when it is below it."""
+    if not uri.startswith("file://"):
+        return uri
+    path = Path(unquote(uri.removeprefix("file://")))
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def ingest_table(report: IngestReport) -> Table:

@@ -65,10 +65,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 COLLECTION_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS {dense_index} ON {schema}.chunks "
-    "USING hnsw ((dense::vector({dim})) vector_cosine_ops) WHERE collection_id = {collection}",
-    "CREATE INDEX IF NOT EXISTS {sparse_index} ON {schema}.chunks "
-    "USING hnsw ((sparse::sparsevec({sparse_dim})) sparsevec_ip_ops) WHERE collection_id = {collection}",
+    """CREATE INDEX IF NOT EXISTS {dense_index} ON {schema}.chunks
+       USING hnsw ((dense::vector({dim})) vector_cosine_ops) WHERE collection_id = {collection}""",
+    """CREATE INDEX IF NOT EXISTS {sparse_index} ON {schema}.chunks
+       USING hnsw ((sparse::sparsevec({sparse_dim})) sparsevec_ip_ops) WHERE collection_id = {collection}""",
 )
 
 _CREATE_LEDGER = (
@@ -90,7 +90,7 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> int:
         row = conn.execute(sql.SQL(_APPLIED).format(schema=ident)).fetchone()
         current = int(row[0]) if row else 0
         for version, statement in enumerate(MIGRATIONS[current:], start=current + 1):
-            conn.execute(sql.SQL(statement).format(schema=ident))  # type: ignore[arg-type]
+            conn.execute(sql.SQL(statement).format(schema=ident))
             conn.execute(sql.SQL(_RECORD).format(schema=ident), {"version": version})
     return len(MIGRATIONS)
 
@@ -105,7 +105,7 @@ def create_collection_indexes(
     }
     for statement in COLLECTION_INDEXES:
         conn.execute(
-            sql.SQL(statement).format(  # type: ignore[arg-type]
+            sql.SQL(statement).format(
                 schema=sql.Identifier(schema), dim=sql.Literal(int(dim)),
                 sparse_dim=sql.Literal(int(sparse_dim)), collection=sql.Literal(int(collection_id)), **names,
             )

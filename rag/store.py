@@ -107,7 +107,7 @@ class PgStore:
     schema: str = "rosetta"
 
     def _sql(self, statement: str) -> sql.Composed:
-        return sql.SQL(statement).format(schema=sql.Identifier(self.schema))  # type: ignore[arg-type]
+        return sql.SQL(statement).format(schema=sql.Identifier(self.schema))
 
     def migrate(self) -> int:
         """Create or upgrade the tables; return the schema version."""
@@ -201,9 +201,8 @@ class PgStore:
     def cache_encodings(self, model: str, encodings: Mapping[str, Encoding]) -> None:
         """Remember encodings for ``model`` by text hash (first writer wins)."""
         rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": _to_pg(e.sparse)} for h, e in encodings.items()]
-        with _errors("writing the encoding cache"), self.pool.connection() as conn, conn.transaction():
-            with conn.cursor() as cursor:
-                cursor.executemany(self._sql(_CACHE_PUT), rows)
+        with _errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(self._sql(_CACHE_PUT), rows)
 
 
 def _chunk_row(

@@ -48,7 +48,7 @@ def schema() -> str:
 
 
 @pytest.fixture
-def config(pg_url: str, schema: str, tmp_path: Path) -> "Config":
+def config(pg_url: str, schema: str, tmp_path: Path) -> Config:
     """A Config on the session database in a fresh schema, with the offline encoder."""
     from rag.config import Config, DbConfig, EncoderKind, ModelConfig
 
@@ -57,7 +57,7 @@ def config(pg_url: str, schema: str, tmp_path: Path) -> "Config":
 
 
 @pytest.fixture
-def store(config: "Config") -> Iterator["PgStore"]:
+def store(config: Config) -> Iterator[PgStore]:
     """A migrated PgStore on a fresh schema."""
     from rag.database import Database
     from rag.store import PgStore

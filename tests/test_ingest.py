@@ -61,7 +61,8 @@ def test_chunks_quote_the_original_text_with_heading_and_offsets(rosetta: Rosett
         (demo_copy / "de" / "wartungshandbuch.md").resolve().as_uri())
     rows = _rows(rosetta, "SELECT text, start_char, end_char, heading FROM {s}.chunks ORDER BY ordinal")
     for text, start, end, _heading in rows:
-        assert document.text[start:end] == text  # type: ignore[misc]
+        assert isinstance(start, int) and isinstance(end, int)
+        assert document.text[start:end] == text
     assert any(h == ["Heliox HX-20 Wartungshandbuch", "Regelmäßige Wartung", "Luftfilter"] for *_, h in rows)
 
 
@@ -135,6 +136,6 @@ def test_missing_path_is_reported_and_blocks_pruning(rosetta: Rosetta, demo_copy
 def test_collection_built_by_another_encoder_is_refused(config: Config, demo_copy: Path) -> None:
     with Rosetta.open(config, encoder=HashEncoder(dim=8)) as rosetta:
         rosetta.ingest([demo_copy / "de"])
-    with Rosetta.open(config, encoder=HashEncoder(dim=16, name="other")) as rosetta:
-        with pytest.raises(SchemaMismatch, match="was built with encoder hash-fake"):
-            rosetta.ingest([demo_copy / "de"])
+    with Rosetta.open(config, encoder=HashEncoder(dim=16, name="other")) as rosetta, \
+            pytest.raises(SchemaMismatch, match="was built with encoder hash-fake"):
+        rosetta.ingest([demo_copy / "de"])

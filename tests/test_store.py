@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import psycopg
 import pytest
 
+from rag.database import Database, redact
 from rag.errors import SchemaMismatch, StoreError
 from rag.schema import MIGRATIONS
 from rag.store import PgStore
@@ -117,3 +120,19 @@ def test_psycopg_errors_become_store_errors(store: PgStore) -> None:
     with pytest.raises(StoreError, match="storing file:///a failed") as caught:
         store.replace_document(collection, Document("file:///a", "x"), "h", [], [])
     assert isinstance(caught.value.__cause__, psycopg.errors.CheckViolation)
+
+
+def test_unusable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    with pytest.raises(StoreError) as caught:
+        Database.open(None, blocker / "data")
+    assert str(caught.value) == (
+        f"data directory {blocker / 'data'} is not usable (Not a directory); "
+        "set ROSETTA_DATA_DIR or --data-dir to a writable directory"
+    )
+
+
+def test_redact_hides_passwords() -> None:
+    assert redact("postgresql://me:s3cret@db:5432/x") == "postgresql://me:***@db:5432/x"
+    assert redact("postgresql://postgres:@/postgres?host=/tmp/pg") == "postgresql://postgres:***@/postgres?host=/tmp/pg"

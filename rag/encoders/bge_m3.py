@@ -162,8 +162,10 @@ def _download(model_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id=model_id, ignore_patterns=IGNORED_FILES))
     except (OSError, ValueError, HTTPError) as exc:
+        # The hub's messages run to several lines; the first one says what went wrong.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EncoderError(
-            f"could not load {model_id}: {exc}; download it on a machine with internet or pass a local path"
+            f"could not load {model_id}: {reason}; download it on a machine with internet or pass a local path"
         ) from exc
 
 

@@ -60,10 +60,11 @@ class LexicalEncoder:
     def passage(self, text: str) -> SparseVector:
         """Saturated term frequencies of ``text`` (colliding terms add up)."""
         found = terms(text)
-        weights: Counter[int] = Counter()
+        weights: dict[int, float] = {}
         for term, count in Counter(found).items():
-            weights[term_index(term) % self.dim] += _bm25_tf(count, len(found))
-        return SparseVector(dict(weights), self.dim)
+            index = term_index(term) % self.dim
+            weights[index] = weights.get(index, 0.0) + _bm25_tf(count, len(found))
+        return SparseVector(weights, self.dim)
 
     def query(self, text: str) -> SparseVector:
         """Weight 1 for each distinct term of ``text``."""
