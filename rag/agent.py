@@ -18,7 +18,7 @@ from rag.errors import ConnectorError
 from rag.ingest import IngestProgress, IngestReport, Pipeline, Target, run_ingest
 from rag.lang import LanguageDetector
 from rag.store import PgStore
-from rag.types import CollectionStatus, Document, Encoder
+from rag.types import CollectionStatus, Connector, Document, Encoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,16 +126,18 @@ class Rosetta:
 
     def ingest(
         self,
-        paths: Sequence[str | Path],
+        paths: Sequence[str | Path | Connector],
         *,
         collection: str | None = None,
         glob: str | None = None,
         prune: bool = False,
         progress: IngestProgress | None = None,
     ) -> IngestReport:
-        """Ingest files, directories and URLs into ``collection``; bad sources are reported, not raised."""
-        from connectors import connector_for
+        """Ingest files, directories, URLs and Connector objects (e.g. a LlamaIndex reader wrapped by
+        ``connectors.llamaindex_connector``) into ``collection``; bad sources are reported, not raised.
 
+        ``prune`` only touches documents under the given paths and URLs, never a Connector object's.
+        """
         name = check_collection_name(collection or self.config.collection)
         encoder = self.encoder(name)
         stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
@@ -143,16 +145,21 @@ class Rosetta:
         detect = self.detector().detect
         chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
                         detect=detect)
-        targets = []
-        for path in paths:
-            try:
-                connector = connector_for(str(path), glob=glob, max_bytes=settings.max_bytes)
-            except ConnectorError as exc:
-                connector = _Unlistable(exc)
-            targets.append(Target(str(path), connector, _scope(str(path))))
+        targets = [self._target(path, glob) for path in paths]
         pipeline = Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
                             settings.max_tokens, progress)
         return run_ingest(pipeline, targets, prune=prune)
+
+    def _target(self, path: str | Path | Connector, glob: str | None) -> Target:
+        from connectors import connector_for
+
+        if not isinstance(path, (str, Path)):
+            return Target(type(path).__name__, path, None)
+        try:
+            connector: Connector = connector_for(str(path), glob=glob, max_bytes=self.config.ingest.max_bytes)
+        except ConnectorError as exc:
+            connector = _Unlistable(exc)
+        return Target(str(path), connector, _scope(str(path)))
 
     def status(self) -> Status:
         """Counts per collection and language, and the database's versions and size."""

@@ -83,11 +83,15 @@ def ensure_pgvector(url: str) -> str:
         ) from exc
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to {redact(url)}: {exc}".strip()) from exc
-    version = str(row[0]) if row else "0"
+    return check_pgvector(str(row[0]) if row else "0", url)
+
+
+def check_pgvector(version: str, url: str) -> str:
+    """Return ``version`` if it has sparsevec (>= 0.7), else raise SchemaMismatch saying how to upgrade."""
     if _version_tuple(version) < MIN_PGVECTOR:
         raise SchemaMismatch(
-            f"pgvector {version} on {redact(url)} has no sparsevec; run ALTER EXTENSION vector UPDATE "
-            "(pgvector >= 0.7 is required)"
+            f"pgvector {version} on {redact(url)} has no sparsevec; install pgvector >= 0.7 on the server "
+            "and run ALTER EXTENSION vector UPDATE"
         )
     return version
 

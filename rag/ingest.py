@@ -77,11 +77,11 @@ class IngestProgress(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One path or URL the user named, with its connector and the URI prefix it owns (for pruning)."""
+    """One path or URL the user named, with its connector and the URI prefix it owns (None: never pruned)."""
 
     name: str
     connector: Connector
-    scope: str
+    scope: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,8 @@ def _enumerate(targets: Sequence[Target]) -> tuple[list[tuple[Target, str]], lis
 
 
 def _prune(p: Pipeline, targets: Sequence[Target], seen: set[str], known: dict[str, str]) -> list[FileReport]:
-    gone = sorted(uri for uri in known if uri not in seen and any(uri.startswith(t.scope) for t in targets))
+    scopes = tuple(t.scope for t in targets if t.scope is not None)
+    gone = sorted(uri for uri in known if uri not in seen and uri.startswith(scopes))
     if gone:
         p.store.delete_documents(p.collection, gone)
     return [FileReport(uri, IngestStatus.PRUNED) for uri in gone]

@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from rag.database import Database, redact
+from rag.database import Database, check_pgvector, redact
 from rag.errors import SchemaMismatch, StoreError
 from rag.schema import MIGRATIONS
 from rag.store import PgStore
@@ -136,3 +136,13 @@ def test_unusable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
 def test_redact_hides_passwords() -> None:
     assert redact("postgresql://me:s3cret@db:5432/x") == "postgresql://me:***@db:5432/x"
     assert redact("postgresql://postgres:@/postgres?host=/tmp/pg") == "postgresql://postgres:***@/postgres?host=/tmp/pg"
+
+
+def test_pgvector_without_sparsevec_is_refused_with_the_fix() -> None:
+    assert check_pgvector("0.8.5", "postgresql://x") == "0.8.5"
+    with pytest.raises(SchemaMismatch) as caught:
+        check_pgvector("0.6.2", "postgresql://me:pw@db/x")
+    assert str(caught.value) == (
+        "pgvector 0.6.2 on postgresql://me:***@db/x has no sparsevec; install pgvector >= 0.7 on the server "
+        "and run ALTER EXTENSION vector UPDATE"
+    )
