@@ -206,3 +206,62 @@ class CollectionStatus:
     chunks: int
     languages: Mapping[str, int]
     document_languages: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class LegScore:
+    """Where one retrieval leg (``dense``, ``sparse``, ``sparse:de``, ``rerank``) ranked a hit: 1-based."""
+
+    leg: str
+    rank: int
+    score: float
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"LegScore.rank is 1-based, got {self.rank}")
+        if not math.isfinite(self.score):
+            raise ValueError(f"LegScore.score must be finite, got {self.score}")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved chunk with its document's title, its fused score, and each leg's rank and score."""
+
+    chunk: Chunk
+    title: str
+    score: float
+    legs: tuple[LegScore, ...] = ()
+    collection: str = ""
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.score):
+            raise ValueError(f"Hit.score must be finite, got {self.score} for chunk {self.chunk.id}")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity across legs: collection and chunk id."""
+        return (self.collection, self.chunk.id)
+
+    def leg(self, name: str) -> LegScore | None:
+        """This hit's entry for leg ``name``, if that leg found it."""
+        return next((entry for entry in self.legs if entry.leg == name), None)
+
+
+class Reranker(Protocol):
+    """Reorders hits by relevance to the question.
+
+    >>> reranker.rerank("Wie oft wird der Filter gewechselt?", hits, k=5)[0].score
+    0.93
+    """
+
+    def rerank(self, question: str, hits: Sequence[Hit], k: int) -> list[Hit]:
+        """Return the best ``k`` hits, best first, each with a ``rerank`` LegScore added."""
+        ...
+
+
+class Translator(Protocol):
+    """Translates a short query (an LLM behind it); used for the lexical legs of cross-lingual search."""
+
+    def translate(self, text: str, language: str) -> str:
+        """``text`` rendered in ``language`` (ISO 639-1)."""
+        ...

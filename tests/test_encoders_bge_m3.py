@@ -225,3 +225,16 @@ def test_max_length_beyond_the_model_is_refused(tiny_bge_m3: Path) -> None:
 @pytest.mark.parametrize("text", [*TEXTS.values(), "", "Filter " * 40])
 def test_count_tokens_matches_the_tokenizer(encoder: BgeM3Encoder, tokenizer: Any, text: str) -> None:
     assert encoder.count_tokens(text) == len(tokenizer(text)["input_ids"])
+
+
+def test_missing_packages_are_named_with_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "FlagEmbedding" else real(name))
+    with pytest.raises(EncoderError) as caught:
+        BgeM3Encoder.load("BAAI/bge-m3")
+    assert str(caught.value) == (
+        "the BGE-M3 encoder needs packages that are not installed (FlagEmbedding); "
+        "pip install torch (the build for your machine), then pip install 'rosetta-rag[bge-m3]'"
+    )

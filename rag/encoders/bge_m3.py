@@ -6,6 +6,7 @@ imports (torch, transformers) happen inside :meth:`BgeM3Encoder.load`, never at 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class BgeM3Encoder:
         """Load BGE-M3 from a local directory or a hub id (from the cache, else downloaded)."""
         if batch_size < 1 or max_length < 2:
             raise ValueError(f"need batch_size >= 1 and max_length >= 2, got {batch_size} and {max_length}")
+        _require_packages()
         directory, source = _locate(model)
         _check_heads(directory)
         flag_model = _load_flag_model(directory, device, use_fp16)
@@ -175,6 +177,19 @@ def _check_heads(directory: Path) -> None:
         raise EncoderError(
             f"{directory} lacks {' and '.join(missing)}; a BGE-M3 checkpoint must contain sparse_linear.pt "
             f"and colbert_linear.pt (copy them from {DEFAULT_MODEL} or use a complete checkpoint)"
+        )
+
+
+_PACKAGES = ("torch", "FlagEmbedding", "huggingface_hub")
+
+
+def _require_packages() -> None:
+    # Checked before anything else so a core install (no torch) gets the fix, not a traceback.
+    missing = [name for name in _PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise EncoderError(
+            f"the BGE-M3 encoder needs packages that are not installed ({', '.join(missing)}); "
+            "pip install torch (the build for your machine), then pip install 'rosetta-rag[bge-m3]'"
         )
 
 
