@@ -26,8 +26,8 @@ from rag.config import Config, DbConfig, EncoderKind, ModelConfig
 from rag.encoders.e5 import E5SmallEncoder
 
 _SIZE = """
-    SELECT pg_total_relation_size(format('%%I.chunks', %(schema)s)::regclass)
-         + pg_total_relation_size(format('%%I.documents', %(schema)s)::regclass)
+    SELECT pg_total_relation_size(format('%%I.chunks', %(schema)s::text)::regclass)
+         + pg_total_relation_size(format('%%I.documents', %(schema)s::text)::regclass)
 """
 _TEXTS = "SELECT text FROM {}.chunks ORDER BY document_id, ordinal"
 

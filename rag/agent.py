@@ -14,11 +14,22 @@ from rag.config import Config, EncoderKind, check_collection_name, load_config
 from rag.database import Database, DatabaseInfo
 from rag.encoders import E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
 from rag.encoders.cache import CachedEncoder
-from rag.errors import ConnectorError
+from rag.errors import ConnectorError, StoreError
 from rag.ingest import IngestProgress, IngestReport, Pipeline, Target, run_ingest
 from rag.lang import LanguageDetector
+from rag.retrieve import RetrievalSettings, Retriever
 from rag.store import PgStore
-from rag.types import CollectionStatus, Connector, Document, Encoder
+from rag.types import (
+    CollectionStatus,
+    Connector,
+    Document,
+    Encoder,
+    Filter,
+    Hit,
+    Reranker,
+    SearchMode,
+    Translator,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,21 +70,27 @@ class Rosetta:
     """
 
     def __init__(self, config: Config, database: Database, store: PgStore, notice: Callable[[str], None],
-                 encoder: Encoder | None = None) -> None:
+                 encoder: Encoder | None = None, reranker: Reranker | None = None,
+                 translator: Translator | None = None) -> None:
         self.config = config
         self.database = database
         self.store = store
         self._notice = notice
         self._custom_encoder = encoder
+        self._custom_reranker = reranker
+        self._translator = translator
+        self._retrievers: dict[str, Retriever] = {}
         self._encoders: dict[str, Encoder] = {}
         self._detector: LanguageDetector | None = None
 
     @classmethod
     def open(cls, config: Config | None = None, notice: Callable[[str], None] | None = None,
-             encoder: Encoder | None = None) -> Rosetta:
+             encoder: Encoder | None = None, reranker: Reranker | None = None,
+             translator: Translator | None = None) -> Rosetta:
         """Connect (starting the embedded Postgres when no URL is configured) and migrate the schema.
 
-        ``encoder`` replaces the configured one with any object satisfying the Encoder protocol.
+        ``encoder`` and ``reranker`` replace the configured ones with any object satisfying their
+        Protocol; ``translator`` turns on translated sparse legs for cross-lingual search.
         """
         config = config or load_config()
         db = config.db
@@ -84,7 +101,7 @@ class Rosetta:
         except BaseException:
             database.close()
             raise
-        return cls(config, database, store, notice or (lambda message: None), encoder)
+        return cls(config, database, store, notice or (lambda message: None), encoder, reranker, translator)
 
     def __enter__(self) -> Self:
         return self
@@ -160,6 +177,47 @@ class Rosetta:
         except ConnectorError as exc:
             connector = _Unlistable(exc)
         return Target(str(path), connector, _scope(str(path)))
+
+    def retriever(self, collection: str | None = None) -> Retriever:
+        """The (cached) retriever for an existing collection, with its encoder, reranker and translator."""
+        name = check_collection_name(collection or self.config.collection)
+        if name not in self._retrievers:
+            stored = self.store.collection(name)
+            if stored is None:
+                known = ", ".join(c.name for c in self.store.collections()) or "none yet"
+                raise StoreError(f"collection {name!r} does not exist (collections: {known}); "
+                                 f"ingest into it first: rosetta ingest PATH --collection {name}")
+            r = self.config.retrieval
+            settings = RetrievalSettings(r.k_dense, r.k_sparse, r.rrf_k, r.dense_weight, r.sparse_weight,
+                                         r.ef_search, r.translate_languages, r.rerank_candidates)
+            self._retrievers[name] = Retriever(self.store, self.encoder(name), stored, self.detector().detect,
+                                               settings, self._reranker(), self._translator)
+        return self._retrievers[name]
+
+    def _reranker(self) -> Reranker | None:
+        if self._custom_reranker is not None:
+            return self._custom_reranker
+        from rag.rerankers import load_reranker
+
+        r = self.config.retrieval
+        return load_reranker(r.reranker, r.reranker_model, self.config.models.device, r.cohere_api_key_env,
+                             r.cohere_base_url)
+
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str | None = None,
+        k: int | None = None,
+        where: Filter | None = None,
+        mode: SearchMode | None = None,
+        rerank: bool = True,
+        translate: bool = True,
+    ) -> list[Hit]:
+        """The best hits for ``query`` in any language: dense + sparse legs fused by RRF, then reranked."""
+        retrieval = self.config.retrieval
+        return self.retriever(collection).search(query, k or retrieval.k, where, mode or retrieval.mode,
+                                                 rerank, translate)
 
     def status(self) -> Status:
         """Counts per collection and language, and the database's versions and size."""

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rag.agent import Rosetta
 from rag.config import Config, load_config
@@ -64,12 +65,12 @@ def _session(ctx: typer.Context, **overrides: Any) -> Iterator[Rosetta]:
     """Open Rosetta; a RagError becomes one red line and exit code 2 (a traceback with --debug)."""
     try:
         config = _config(ctx, **overrides)
-        with Rosetta.open(config, notice=lambda message: _console(True).print(f"[dim]{message}[/]")) as rosetta:
+        with Rosetta.open(config, notice=lambda message: _console(True).print(f"[dim]{escape(message)}[/]")) as rosetta:
             yield rosetta
     except RagError as exc:
         if ctx.obj.debug:
             _console(True).print_exception()
-        _console(True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        _console(True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
 
 

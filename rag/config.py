@@ -12,11 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 import platformdirs
 import tomllib
 
 from rag.errors import ConfigError
+from rag.types import SearchMode
+
+_E = TypeVar("_E", bound=Enum)
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _COLLECTION = re.compile(r"^[\w.-]{1,128}$")
@@ -87,6 +91,45 @@ class IngestConfig:
             raise ConfigError(f"ingest.sparse_max_terms must be in [1, 1000], got {self.sparse_max_terms}")
 
 
+class RerankerKind(Enum):
+    """Which reranker orders the fused candidates."""
+
+    NONE = "none"
+    CROSS_ENCODER = "cross-encoder"
+    COLBERT = "colbert"
+    COHERE = "cohere"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalConfig:
+    """Search settings; ``cohere_api_key_env`` names the variable holding the key (never the key)."""
+
+    k: int = 10
+    mode: SearchMode = SearchMode.HYBRID
+    k_dense: int = 50
+    k_sparse: int = 50
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    ef_search: int = 100
+    translate_languages: int = 2
+    reranker: RerankerKind = RerankerKind.NONE
+    reranker_model: str | None = None
+    rerank_candidates: int = 30
+    cohere_api_key_env: str = "COHERE_API_KEY"
+    cohere_base_url: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("k", "k_dense", "k_sparse", "ef_search", "rerank_candidates"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"retrieval.{name} must be >= 1, got {getattr(self, name)}")
+        if self.rrf_k < 0 or self.translate_languages < 0:
+            raise ConfigError(f"retrieval.rrf_k and translate_languages must be >= 0, got {self.rrf_k}, "
+                              f"{self.translate_languages}")
+        if self.dense_weight < 0 or self.sparse_weight < 0:
+            raise ConfigError(f"retrieval weights must be >= 0, got {self.dense_weight}, {self.sparse_weight}")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything Rosetta can be configured with."""
@@ -94,6 +137,7 @@ class Config:
     db: DbConfig = field(default_factory=DbConfig)
     models: ModelConfig = field(default_factory=ModelConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     collection: str = "default"
 
     def __post_init__(self) -> None:
@@ -109,13 +153,27 @@ def check_collection_name(name: str) -> str:
     return name
 
 
+def _parse_enum(kind: type[_E], text: str, what: str) -> _E:
+    try:
+        return kind(text.strip().lower())
+    except ValueError:
+        names = ", ".join(str(item.value) for item in kind)
+        raise ConfigError(f"unknown {what} {text!r}; choose one of: {names}") from None
+
+
+def parse_reranker(text: str) -> RerankerKind:
+    """Parse a reranker name: ``none``, ``cross-encoder``, ``colbert`` or ``cohere``."""
+    return _parse_enum(RerankerKind, text, "reranker")
+
+
+def parse_mode(text: str) -> SearchMode:
+    """Parse a search mode: ``dense``, ``sparse`` or ``hybrid``."""
+    return _parse_enum(SearchMode, text, "search mode")
+
+
 def parse_encoder(text: str) -> EncoderKind:
     """Parse an encoder name such as ``auto``, ``bge-m3`` or ``e5-small``."""
-    try:
-        return EncoderKind(text.strip().lower())
-    except ValueError:
-        names = ", ".join(kind.value for kind in EncoderKind)
-        raise ConfigError(f"unknown encoder {text!r}; choose one of: {names}") from None
+    return _parse_enum(EncoderKind, text, "encoder")
 
 
 # Environment variable -> (section, field). Values are parsed by the field's type.
@@ -129,7 +187,13 @@ _ENV = {
     "ROSETTA_COLLECTION": ("", "collection"),
     "ROSETTA_MAX_TOKENS": ("ingest", "max_tokens"),
     "ROSETTA_MAX_BYTES": ("ingest", "max_bytes"),
+    "ROSETTA_RERANKER": ("retrieval", "reranker"),
+    "ROSETTA_RERANKER_MODEL": ("retrieval", "reranker_model"),
+    "ROSETTA_SEARCH_MODE": ("retrieval", "mode"),
 }
+_INTS = {"max_tokens", "max_bytes", "pool_min", "pool_max", "batch_size", "sparse_max_terms", "k", "k_dense",
+         "k_sparse", "rrf_k", "ef_search", "translate_languages", "rerank_candidates"}
+_FLOATS = {"timeout_s", "dense_weight", "sparse_weight"}
 
 
 def _coerce(section: str, name: str, value: object) -> object:
@@ -139,13 +203,20 @@ def _coerce(section: str, name: str, value: object) -> object:
         return value if isinstance(value, EncoderKind) else parse_encoder(str(value))
     if name == "data_dir":
         return Path(str(value)).expanduser()
-    if name in {"max_tokens", "max_bytes", "pool_min", "pool_max", "batch_size", "sparse_max_terms"}:
+    if name == "reranker":
+        return value if isinstance(value, RerankerKind) else parse_reranker(str(value))
+    if name == "mode":
+        return value if isinstance(value, SearchMode) else parse_mode(str(value))
+    if name in _INTS:
         try:
             return int(str(value))
         except ValueError:
             raise ConfigError(f"{section}.{name} must be an integer, got {value!r}") from None
-    if name == "timeout_s":
-        return float(str(value))
+    if name in _FLOATS:
+        try:
+            return float(str(value))
+        except ValueError:
+            raise ConfigError(f"{section}.{name} must be a number, got {value!r}") from None
     if name == "languages":
         items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         return tuple(str(item).strip() for item in items if str(item).strip())
@@ -176,8 +247,8 @@ def _read_toml(path: Path) -> Mapping[str, object]:
 def _from_toml(config: Config, data: Mapping[str, object], path: Path) -> Config:
     for key, value in data.items():
         if isinstance(value, Mapping):
-            if key not in {"db", "models", "ingest"}:
-                raise ConfigError(f"{path}: unknown section [{key}]; known: db, models, ingest")
+            if key not in {"db", "models", "ingest", "retrieval"}:
+                raise ConfigError(f"{path}: unknown section [{key}]; known: db, models, ingest, retrieval")
             for name, item in value.items():
                 config = _apply(config, key, name, item)
         elif key == "collection":

@@ -10,6 +10,7 @@ from typing import Any, Self
 from urllib.parse import unquote
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -79,8 +80,8 @@ def ingest_table(report: IngestReport) -> Table:
         table.add_column(column, overflow="fold", justify="right" if column == "chunks" else "left")
     for row in report.files:
         style = _STATUS_STYLE[row.status]
-        table.add_row(_short(row.uri), f"[{style}]{row.status.value}[/]", row.language or "",
-                      str(row.chunks) if row.chunks else "", row.error or "")
+        table.add_row(escape(_short(row.uri)), f"[{style}]{row.status.value}[/]", row.language or "",
+                      str(row.chunks) if row.chunks else "", escape(row.error or ""))
     counts = {s: sum(f.status is s for f in report.files) for s in IngestStatus}
     summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
     table.caption = f"{summary or 'nothing to do'}; {report.chunks} chunks in {report.seconds:.1f} s"

@@ -62,6 +62,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, text_hash)
     );
     """,
+    # 2: the sparse vector's term ids as an array, so the lexical leg can count document frequencies
+    # (IDF) through a GIN index; existing rows are filled from their sparsevec's text form.
+    """
+    ALTER TABLE {schema}.chunks ADD COLUMN terms integer[] NOT NULL DEFAULT '{{}}';
+    UPDATE {schema}.chunks SET terms = ARRAY(
+        SELECT split_part(pair, ':', 1)::integer
+        FROM unnest(string_to_array(split_part(ltrim(sparse::text, '{{'), '}}', 1), ',')) AS pair
+        WHERE pair <> ''
+    ) WHERE sparse IS NOT NULL;
+    CREATE INDEX chunks_terms ON {schema}.chunks USING gin (terms);
+    """,
 )
 
 COLLECTION_INDEXES = (

@@ -19,8 +19,20 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from rag.errors import SchemaMismatch, StoreError
+from rag.query import (
+    CHUNK_COUNT,
+    DENSE_SEARCH,
+    EXACT_DENSE_SEARCH,
+    SET_EF_SEARCH,
+    SET_ITERATIVE_SCAN,
+    SPARSE_SEARCH,
+    TERM_FREQUENCIES,
+    collection_statement,
+    row_to_hit,
+    search_statement,
+)
 from rag.schema import create_collection_indexes, migrate
-from rag.types import Chunk, Collection, CollectionStatus, Document, Encoding, SparseVector
+from rag.types import Chunk, Collection, CollectionStatus, Document, Encoding, Filter, Hit, SparseVector
 
 _GET_COLLECTION = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections WHERE name = %(name)s"
 _LIST_COLLECTIONS = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections ORDER BY name"
@@ -42,10 +54,10 @@ _UPSERT_DOCUMENT = """
 _DELETE_CHUNKS = "DELETE FROM {schema}.chunks WHERE document_id = %(document)s"
 _COPY_CHUNKS = """
     COPY {schema}.chunks (collection_id, id, document_id, ordinal, text, language, page, heading,
-                          start_char, end_char, dense, sparse, sparse_cut) FROM STDIN WITH (FORMAT BINARY)
+                          start_char, end_char, dense, sparse, sparse_cut, terms) FROM STDIN WITH (FORMAT BINARY)
 """
 _CHUNK_TYPES = ["int4", "text", "int8", "int4", "text", "text", "int4", "text[]", "int4", "int4",
-                "vector", "sparsevec", "float4"]
+                "vector", "sparsevec", "float4", "int4[]"]
 _DELETE_DOCUMENTS = "DELETE FROM {schema}.documents WHERE collection_id = %(collection)s AND uri = ANY(%(uris)s)"
 _COUNTS = """
     SELECT (SELECT count(*) FROM {schema}.documents WHERE collection_id = %(collection)s),
@@ -192,6 +204,52 @@ class PgStore:
         return CollectionStatus(collection.name, collection.encoder, collection.dim, int(counts[0]),
                                 int(counts[1]), languages, doc_languages)
 
+    def dense_search(self, collection: Collection, query: np.ndarray, k: int, where: Filter | None = None,
+                     ef_search: int = 100) -> list[Hit]:
+        """The ``k`` chunks nearest to ``query`` by cosine distance (HNSW), as Hits of leg ``dense``."""
+        if query.shape != (collection.dim,):
+            raise SchemaMismatch(f"query vector has shape {query.shape}; collection {collection.name!r} "
+                                 f"stores {collection.dim}-d vectors")
+        statement, params = search_statement(DENSE_SEARCH, self.schema, collection, collection.dim, where)
+        rows = self._search(statement, {**params, "query": query, "k": k}, where, ef_search)
+        return [row_to_hit(row, collection, "dense", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
+
+    def exact_dense_search(self, collection: Collection, query: np.ndarray, k: int,
+                           where: Filter | None = None) -> list[Hit]:
+        """Like ``dense_search`` but by a full scan, without the index: the ground truth for ANN recall."""
+        statement, params = search_statement(EXACT_DENSE_SEARCH, self.schema, collection, collection.dim, where)
+        with _errors("exact dense search"), self.pool.connection() as conn:
+            rows = conn.execute(statement, {**params, "query": query, "k": k}).fetchall()
+        return [row_to_hit(row, collection, "exact", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
+
+    def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
+                      ef_search: int = 100, leg: str = "sparse") -> list[Hit]:
+        """The ``k`` chunks with the largest inner product with ``query``, as Hits of leg ``leg``."""
+        if query.dim != collection.sparse_dim:
+            raise SchemaMismatch(f"sparse query has {query.dim} dimensions; collection {collection.name!r} "
+                                 f"uses {collection.sparse_dim}")
+        if not query.weights:
+            return []
+        statement, params = search_statement(SPARSE_SEARCH, self.schema, collection, collection.sparse_dim, where)
+        rows = self._search(statement, {**params, "query": _to_pg(query), "k": k}, where, ef_search)
+        return [row_to_hit(row, collection, leg, rank, -float(row[10])) for rank, row in enumerate(rows, 1)]
+
+    def _search(self, statement: sql.Composed, params: dict[str, Any], where: Filter | None,
+                ef_search: int) -> list[tuple[Any, ...]]:
+        with _errors("search"), self.pool.connection() as conn, conn.transaction():
+            conn.execute(SET_EF_SEARCH, {"ef": str(int(ef_search))})
+            if where is not None and not where.is_empty():
+                conn.execute(SET_ITERATIVE_SCAN)
+            return conn.execute(statement, params).fetchall()
+
+    def term_frequencies(self, collection: Collection, terms: Sequence[int]) -> tuple[int, dict[int, int]]:
+        """The collection's chunk count and, per term id, how many chunks contain it (for IDF)."""
+        with _errors("counting term frequencies"), self.pool.connection() as conn:
+            total = conn.execute(collection_statement(CHUNK_COUNT, self.schema, collection)).fetchone()
+            rows = conn.execute(collection_statement(TERM_FREQUENCIES, self.schema, collection),
+                                {"terms": [int(t) for t in terms]}).fetchall()
+        return int(total[0]) if total else 0, {int(term): int(count) for term, count in rows}
+
     def cached_encodings(self, model: str, hashes: Sequence[str]) -> dict[str, Encoding]:
         """Encodings cached for ``model`` under these text hashes."""
         with _errors("reading the encoding cache"), self.pool.connection() as conn:
@@ -214,5 +272,6 @@ def _chunk_row(
             f"stores {collection.dim}-d vectors"
         )
     sparse, cut = (encoding.sparse.top(max_terms) if encoding.sparse is not None else (None, 0.0))
+    terms = sorted(sparse.weights) if sparse is not None else []
     return (collection.id, chunk.id, document_id, chunk.ordinal, chunk.text, chunk.language, chunk.page,
-            list(chunk.heading), chunk.start, chunk.end, encoding.dense, _to_pg(sparse), cut)
+            list(chunk.heading), chunk.start, chunk.end, encoding.dense, _to_pg(sparse), cut, terms)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
 from typing import Protocol, TypeAlias
 
 import numpy as np
@@ -155,6 +157,11 @@ class Encoder(Protocol):
         """Dimension of the sparse (lexical) space."""
         ...
 
+    @property
+    def lexical_idf(self) -> bool:
+        """True when sparse query weights must be multiplied by the corpus's IDF (BM25-style encoders)."""
+        ...
+
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Encode documents' passages."""
         ...
@@ -265,3 +272,39 @@ class Translator(Protocol):
     def translate(self, text: str, language: str) -> str:
         """``text`` rendered in ``language`` (ISO 639-1)."""
         ...
+
+
+class SearchMode(Enum):
+    """Which legs a search runs: dense only, sparse only, or both fused by RRF."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+    HYBRID = "hybrid"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Conditions every hit must meet; the store turns them into SQL with bound parameters only.
+
+    ``source`` is a glob over the document URI (``*.pdf``, ``https://example.com/*``); ``metadata`` is
+    equality on document metadata, keys as dotted paths (``front_matter.product``); ``after`` and
+    ``before`` bound the time a document was last stored.
+    """
+
+    languages: tuple[str, ...] = ()
+    source: str | None = None
+    metadata: Mapping[str, JsonScalar] = field(default_factory=dict)
+    after: datetime | None = None
+    before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if any(not language for language in self.languages):
+            raise ValueError(f"Filter.languages must be non-empty codes, got {self.languages!r}")
+        if any(not key or any(not part for part in key.split(".")) for key in self.metadata):
+            raise ValueError(f"Filter.metadata keys must be non-empty dotted paths, got {list(self.metadata)!r}")
+        if self.after and self.before and self.after > self.before:
+            raise ValueError(f"Filter.after {self.after} is later than Filter.before {self.before}")
+
+    def is_empty(self) -> bool:
+        """True when the filter restricts nothing."""
+        return not (self.languages or self.source or self.metadata or self.after or self.before)

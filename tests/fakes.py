@@ -28,6 +28,11 @@ class HashEncoder:
         """The lexical space."""
         return self.lexical.dim
 
+    @property
+    def lexical_idf(self) -> bool:
+        """Lexical weights, like e5-small's."""
+        return True
+
     def _dense(self, text: str) -> np.ndarray:
         vector = np.zeros(self.dim, dtype=np.float32)
         for term in terms(text):

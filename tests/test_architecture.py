@@ -15,7 +15,8 @@ PART_GROUPS = {
     "rag.lang": {"rag.lang"},
     "rag.chunk": {"rag.chunk"},
     "rag.database": {"rag.database"},
-    "rag.store": {"rag.store", "rag.schema"},
+    "rag.store": {"rag.store", "rag.schema", "rag.query"},
+    "rag.query": {"rag.query"},
     "rag.schema": {"rag.schema"},
 }
 ABOVE_PARTS = {"rag.ingest", "rag.agent", "rag.render", "rag.cli", "rag"}

@@ -90,6 +90,11 @@ class BgeM3Encoder:
         """Size of the tokenizer's vocabulary, the space lexical weights live in."""
         return len(self.model.tokenizer)
 
+    @property
+    def lexical_idf(self) -> bool:
+        """False: BGE-M3's lexical weights are learned for queries and passages alike."""
+        return False
+
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Encode passages (same as queries for BGE-M3)."""
         return self._encode(texts)

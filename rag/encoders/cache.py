@@ -49,6 +49,11 @@ class CachedEncoder:
         """The wrapped encoder's sparse dimension."""
         return self.inner.sparse_dim
 
+    @property
+    def lexical_idf(self) -> bool:
+        """Whether the wrapped encoder's sparse queries need IDF."""
+        return self.inner.lexical_idf
+
     def count_tokens(self, text: str) -> int:
         """The wrapped encoder's token count."""
         return self.inner.count_tokens(text)

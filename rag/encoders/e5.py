@@ -55,6 +55,11 @@ class E5SmallEncoder:
         """The lexical encoder's hashed space."""
         return self.lexical.dim
 
+    @property
+    def lexical_idf(self) -> bool:
+        """True: the lexical weights are term frequencies, IDF comes from the corpus at query time."""
+        return True
+
     def _dense(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
         parts = [
             np.asarray(self.model.encode(list(texts[i : i + self.batch_size]), is_query), dtype=np.float32)

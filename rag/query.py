@@ -1,0 +1,112 @@
+"""Search SQL: one statement per leg, typed filters compiled to bound parameters, rows turned into Hits.
+
+Only our own integers (collection id, dimensions) are written into the SQL text, as literals, because
+the planner must see them to use a collection's partial HNSW index; every user value is a parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+
+from rag.types import Chunk, Collection, Filter, Hit, JsonValue, LegScore
+
+_COLUMNS = """c.id, c.ordinal, c.text, c.start_char, c.end_char, c.language, c.page, c.heading,
+              d.uri, d.title"""
+DENSE_SEARCH = """
+    SELECT {columns}, c.dense::vector({dim}) <=> %(query)s::vector({dim}) AS distance
+    FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+    WHERE c.collection_id = {collection} {filters}
+    ORDER BY c.dense::vector({dim}) <=> %(query)s::vector({dim})
+    LIMIT %(k)s
+"""
+SPARSE_SEARCH = """
+    SELECT {columns}, c.sparse::sparsevec({dim}) <#> %(query)s::sparsevec({dim}) AS distance
+    FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+    WHERE c.collection_id = {collection} AND c.sparse IS NOT NULL {filters}
+    ORDER BY c.sparse::sparsevec({dim}) <#> %(query)s::sparsevec({dim})
+    LIMIT %(k)s
+"""
+EXACT_DENSE_SEARCH = """
+    SELECT {columns}, c.dense <=> %(query)s::vector AS distance
+    FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+    WHERE c.collection_id = {collection} {filters}
+    ORDER BY 11 LIMIT %(k)s
+"""
+SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
+# With filters, keep scanning the graph until k rows pass them (pgvector >= 0.8).
+SET_ITERATIVE_SCAN = "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)"
+TERM_FREQUENCIES = """
+    SELECT t.term, (SELECT count(*) FROM {schema}.chunks c
+                    WHERE c.collection_id = {collection} AND c.terms @> ARRAY[t.term])
+    FROM unnest(%(terms)s::integer[]) AS t(term)
+"""
+CHUNK_COUNT = "SELECT count(*) FROM {schema}.chunks WHERE collection_id = {collection}"
+
+
+def glob_to_like(pattern: str) -> str:
+    """A glob (``*``, ``?``) as a LIKE pattern; without a scheme it matches the end of the URI."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = escaped.replace("*", "%").replace("?", "_")
+    return like if "://" in pattern else "%" + like
+
+
+def _nested(path: str, value: JsonValue) -> dict[str, JsonValue]:
+    """``a.b`` and 1 as ``{"a": {"b": 1}}``, for jsonb containment."""
+    result: JsonValue = value
+    for part in reversed(path.split(".")):
+        result = {part: result}
+    assert isinstance(result, dict)
+    return result
+
+
+def compile_filter(where: Filter | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """The filter as ``AND ...`` SQL with its parameters (names are ours, values are bound)."""
+    from psycopg.types.json import Jsonb
+
+    if where is None or where.is_empty():
+        return sql.SQL(""), {}
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if where.languages:
+        clauses.append("c.language = ANY(%(f_languages)s)")
+        params["f_languages"] = list(where.languages)
+    if where.source:
+        clauses.append("d.uri LIKE %(f_source)s ESCAPE '\\'")
+        params["f_source"] = glob_to_like(where.source)
+    for i, (key, value) in enumerate(where.metadata.items()):
+        clauses.append(f"d.metadata @> %(f_meta_{i})s")
+        params[f"f_meta_{i}"] = Jsonb(_nested(key, value))
+    if where.after:
+        clauses.append("d.updated_at >= %(f_after)s")
+        params["f_after"] = where.after
+    if where.before:
+        clauses.append("d.updated_at < %(f_before)s")
+        params["f_before"] = where.before
+    return sql.SQL(" ".join(f"AND {clause}" for clause in clauses)), params
+
+
+def search_statement(template: str, schema: str, collection: Collection, dim: int, where: Filter | None
+                     ) -> tuple[sql.Composed, dict[str, Any]]:
+    """One leg's statement for ``collection`` with the filter applied."""
+    filters, params = compile_filter(where)
+    statement = sql.SQL(template).format(
+        columns=sql.SQL(_COLUMNS), schema=sql.Identifier(schema), dim=sql.Literal(int(dim)),
+        collection=sql.Literal(int(collection.id)), filters=filters,
+    )
+    return statement, params
+
+
+def collection_statement(template: str, schema: str, collection: Collection) -> sql.Composed:
+    """A statement over one collection's rows."""
+    return sql.SQL(template).format(
+        schema=sql.Identifier(schema), collection=sql.Literal(int(collection.id)))
+
+
+def row_to_hit(row: tuple[Any, ...], collection: Collection, leg: str, rank: int,
+               score: float) -> Hit:
+    """A result row as a Hit carrying its leg's rank and score."""
+    chunk_id, ordinal, text, start, end, language, page, heading, uri, title = row[:10]
+    chunk = Chunk(chunk_id, uri, ordinal, text, start, end, language, page, tuple(heading or ()))
+    return Hit(chunk, title, score, (LegScore(leg, rank, score),), collection.name)

@@ -1,0 +1,150 @@
+"""Hybrid retrieval: a dense leg and one or more sparse legs, fused by Reciprocal Rank Fusion, then reranked.
+
+Scores from different legs are not comparable, so fusion uses ranks only (Cormack et al., 2009).
+With a translator, the question is also translated into the collection's main languages and each
+translation runs its own sparse leg (``sparse:de``): lexical matching needs the document's words,
+while the dense leg is cross-lingual already and keeps the original question.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from rag.store import PgStore
+from rag.types import (
+    Collection,
+    Encoder,
+    Filter,
+    Hit,
+    LegScore,
+    Reranker,
+    SearchMode,
+    SparseVector,
+    Translator,
+)
+
+
+def rrf(rankings: Sequence[Sequence[Hit]], k: int = 60, weights: Sequence[float] | None = None) -> list[Hit]:
+    """Fuse ranked lists: score = sum of weight / (k + rank) over the lists holding a hit (1-based ranks).
+
+    A hit missing from a list contributes nothing for it; a hit repeated within one list counts at its
+    best rank. Each fused hit keeps every leg's LegScore. Ties break by (collection, chunk id).
+    """
+    if k < 0:
+        raise ValueError(f"rrf k must be >= 0, got {k}")
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"rrf got {len(rankings)} rankings but {len(weights)} weights")
+    scores: dict[tuple[str, str], float] = {}
+    legs: dict[tuple[str, str], list[LegScore]] = {}
+    first: dict[tuple[str, str], Hit] = {}
+    for ranking, weight in zip(rankings, weights):
+        seen: set[tuple[str, str]] = set()
+        for rank, hit in enumerate(ranking, start=1):
+            if hit.key in seen:
+                continue
+            seen.add(hit.key)
+            scores[hit.key] = scores.get(hit.key, 0.0) + weight / (k + rank)
+            legs.setdefault(hit.key, []).extend(hit.legs)
+            first.setdefault(hit.key, hit)
+    fused = [replace(first[key], score=scores[key], legs=tuple(sorted(legs[key], key=_leg_order)))
+             for key in first]
+    return sorted(fused, key=lambda hit: (-hit.score, hit.key))
+
+
+def _leg_order(leg: LegScore) -> tuple[str, int, float]:
+    return (leg.leg, leg.rank, leg.score)
+
+
+def bm25_idf(total: int, frequency: int) -> float:
+    """BM25's inverse document frequency (never negative)."""
+    return math.log(1.0 + (total - frequency + 0.5) / (frequency + 0.5))
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalSettings:
+    """How many candidates each leg returns, how legs are weighed, and what search may add."""
+
+    k_dense: int = 50
+    k_sparse: int = 50
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+    ef_search: int = 100
+    translate_languages: int = 2
+    rerank_candidates: int = 30
+
+
+@dataclass(slots=True)
+class Retriever:
+    """Searches one collection with its encoder; holds the translation cache."""
+
+    store: PgStore
+    encoder: Encoder
+    collection: Collection
+    detect: Callable[[str], str | None]
+    settings: RetrievalSettings = field(default_factory=RetrievalSettings)
+    reranker: Reranker | None = None
+    translator: Translator | None = None
+    _translations: dict[tuple[str, str], str] = field(default_factory=dict)
+    _languages: tuple[str, ...] | None = None
+
+    def search(self, query: str, k: int = 10, where: Filter | None = None, mode: SearchMode = SearchMode.HYBRID,
+               rerank: bool = True, translate: bool = True) -> list[Hit]:
+        """The best ``k`` hits for ``query``: legs by ``mode``, fused by RRF, reranked when a reranker is set."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        rankings, weights = self._legs(query, where, mode, translate)
+        hits = rankings[0] if len(rankings) == 1 else rrf(rankings, self.settings.rrf_k, weights)
+        if rerank and self.reranker is not None and hits:
+            return self.reranker.rerank(query, hits[: max(self.settings.rerank_candidates, k)], k)
+        return hits[:k]
+
+    def _legs(self, query: str, where: Filter | None, mode: SearchMode, translate: bool
+              ) -> tuple[list[list[Hit]], list[float]]:
+        (encoding,) = self.encoder.encode_queries([query])
+        s = self.settings
+        rankings: list[list[Hit]] = []
+        weights: list[float] = []
+        if mode in (SearchMode.DENSE, SearchMode.HYBRID):
+            rankings.append(self.store.dense_search(self.collection, encoding.dense, s.k_dense, where, s.ef_search))
+            weights.append(s.dense_weight)
+        if mode in (SearchMode.SPARSE, SearchMode.HYBRID):
+            for leg, sparse in self._sparse_queries(query, encoding.sparse, translate):
+                rankings.append(self.store.sparse_search(self.collection, sparse, s.k_sparse, where, s.ef_search, leg))
+                weights.append(s.sparse_weight)
+        return rankings, weights
+
+    def _sparse_queries(self, query: str, sparse: SparseVector | None, translate: bool
+                        ) -> list[tuple[str, SparseVector]]:
+        queries = [("sparse", sparse)] if sparse is not None else []
+        if translate and self.translator is not None:
+            for language in self._target_languages(query):
+                (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
+                if encoding.sparse is not None:
+                    queries.append((f"sparse:{language}", encoding.sparse))
+        return [(leg, self._weighted(vector)) for leg, vector in queries]
+
+    def _weighted(self, sparse: SparseVector) -> SparseVector:
+        if not self.encoder.lexical_idf:
+            return sparse
+        total, frequencies = self.store.term_frequencies(self.collection, sorted(sparse.weights))
+        weights = {term: weight * bm25_idf(total, frequencies[term])
+                   for term, weight in sparse.weights.items() if frequencies.get(term)}
+        return SparseVector(weights, sparse.dim)
+
+    def _target_languages(self, query: str) -> list[str]:
+        if self._languages is None:
+            counts = self.store.status(self.collection).languages
+            self._languages = tuple(code for code in counts if code != "und")
+        own = self.detect(query)
+        return [code for code in self._languages if code != own][: self.settings.translate_languages]
+
+    def _translate(self, query: str, language: str) -> str:
+        key = (query, language)
+        if key not in self._translations:
+            assert self.translator is not None
+            self._translations[key] = self.translator.translate(query, language)
+        return self._translations[key]
