@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Self
 
 from rag.chunk import chunk_document
-from rag.config import Config, EncoderKind, check_collection_name, load_config
+from rag.config import Config, EncoderKind, RerankerKind, check_collection_name, load_config
 from rag.database import Database, DatabaseInfo
 from rag.encoders import E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
 from rag.encoders.cache import CachedEncoder
@@ -197,11 +197,22 @@ class Rosetta:
     def _reranker(self) -> Reranker | None:
         if self._custom_reranker is not None:
             return self._custom_reranker
-        from rag.rerankers import load_reranker
-
         r = self.config.retrieval
-        return load_reranker(r.reranker, r.reranker_model, self.config.models.device, r.cohere_api_key_env,
-                             r.cohere_base_url)
+        device = self.config.models.device
+        if r.reranker is RerankerKind.CROSS_ENCODER:
+            from rag.rerankers.cross_encoder import CrossEncoderReranker
+
+            return CrossEncoderReranker.load(r.reranker_model or CrossEncoderReranker.DEFAULT_MODEL, device)
+        if r.reranker is RerankerKind.COLBERT:
+            from rag.rerankers.colbert import ColbertReranker
+
+            return ColbertReranker.load(r.reranker_model or self.config.models.bge_m3_model, device)
+        if r.reranker is RerankerKind.COHERE:
+            from rag.rerankers.cohere import CohereReranker
+
+            return CohereReranker.load(r.reranker_model or CohereReranker.DEFAULT_MODEL, r.cohere_api_key_env,
+                                       r.cohere_base_url)
+        return None
 
     def search(
         self,

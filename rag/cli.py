@@ -16,9 +16,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from rag.agent import Rosetta
-from rag.config import Config, load_config
+from rag.config import Config, load_config, parse_mode
 from rag.errors import RagError
-from rag.render import IngestBar, ingest_json, ingest_table, status_json, status_table
+from rag.render import (
+    IngestBar,
+    ingest_json,
+    ingest_table,
+    search_json,
+    search_table,
+    status_json,
+    status_table,
+)
+from rag.types import Filter
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rosetta: ask in your language, answer from theirs.")
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks (they print numbers; see evals/).")
@@ -110,6 +119,30 @@ def status(
         _print_json(status_json(result))
     else:
         _console().print(status_table(result))
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="The question, in any language.")],
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    lang: Annotated[str | None, typer.Option(help="Only passages in these languages, e.g. de,ja.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources matching this glob, e.g. '*.pdf'.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="How many hits.")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense, sparse or hybrid.")] = None,
+    rerank: Annotated[bool, typer.Option(help="Apply the configured reranker.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """Hybrid cross-lingual search: dense + sparse legs fused by RRF, then reranked."""
+    with _session(ctx, collection=collection) as rosetta:
+        where = Filter(languages=tuple(x.strip() for x in lang.split(",") if x.strip()) if lang else (),
+                       source=source)
+        hits = rosetta.search(query, k=k, where=where, mode=parse_mode(mode) if mode else None, rerank=rerank)
+        name = rosetta.config.collection
+    if as_json:
+        _print_json(search_json(query, name, hits))
+    else:
+        _console().print(search_table(query, hits))
 
 
 @bench.command("ingest")

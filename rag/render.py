@@ -24,6 +24,7 @@ from rich.table import Table
 
 from rag.agent import Status
 from rag.ingest import FileReport, IngestReport, IngestStatus
+from rag.types import Hit
 
 _STATUS_STYLE = {
     IngestStatus.ADDED: "green", IngestStatus.UPDATED: "cyan", IngestStatus.UNCHANGED: "dim",
@@ -124,4 +125,39 @@ def status_json(status: Status) -> dict[str, Any]:
         ],
         "database": {"url": db.url, "embedded": db.embedded, "server_version": db.server_version,
                      "pgvector_version": db.pgvector_version, "size_bytes": db.size_bytes},
+    }
+
+
+def _where(hit: Hit) -> str:
+    parts = [_short(hit.chunk.document_uri)]
+    if hit.chunk.page is not None:
+        parts.append(f"p. {hit.chunk.page}")
+    if hit.chunk.heading:
+        parts.append(" › ".join(hit.chunk.heading))
+    return "\n".join(parts)
+
+
+def search_table(query: str, hits: Sequence[Hit]) -> Table:
+    """One row per hit: fused score, each leg's rank, language, where it is, and the passage."""
+    table = Table(title=f"{len(hits)} hits for {query!r}", show_lines=True)
+    for column in ("#", "score", "legs", "lang", "source", "passage"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("#", "score") else "left")
+    for rank, hit in enumerate(hits, start=1):
+        legs = " ".join(f"{leg.leg}#{leg.rank}" for leg in hit.legs)
+        text = hit.chunk.text if len(hit.chunk.text) <= 300 else hit.chunk.text[:297] + "…"
+        table.add_row(str(rank), f"{hit.score:.4f}", legs, hit.chunk.language, escape(_where(hit)), escape(text))
+    return table
+
+
+def search_json(query: str, collection: str, hits: Sequence[Hit]) -> dict[str, Any]:
+    """Hits as JSON-ready data, with every leg's rank and score."""
+    return {
+        "query": query, "collection": collection,
+        "hits": [
+            {"rank": rank, "score": hit.score, "chunk_id": hit.chunk.id, "uri": hit.chunk.document_uri,
+             "title": hit.title, "page": hit.chunk.page, "heading": list(hit.chunk.heading),
+             "language": hit.chunk.language, "start": hit.chunk.start, "end": hit.chunk.end,
+             "text": hit.chunk.text, "legs": [{"leg": l.leg, "rank": l.rank, "score": l.score} for l in hit.legs]}
+            for rank, hit in enumerate(hits, start=1)
+        ],
     }

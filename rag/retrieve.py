@@ -112,16 +112,16 @@ class Retriever:
             rankings.append(self.store.dense_search(self.collection, encoding.dense, s.k_dense, where, s.ef_search))
             weights.append(s.dense_weight)
         if mode in (SearchMode.SPARSE, SearchMode.HYBRID):
-            for leg, sparse in self._sparse_queries(query, encoding.sparse, translate):
+            for leg, sparse in self._sparse_queries(query, self.detect(query), encoding.sparse, translate):
                 rankings.append(self.store.sparse_search(self.collection, sparse, s.k_sparse, where, s.ef_search, leg))
                 weights.append(s.sparse_weight)
         return rankings, weights
 
-    def _sparse_queries(self, query: str, sparse: SparseVector | None, translate: bool
+    def _sparse_queries(self, query: str, own: str | None, sparse: SparseVector | None, translate: bool
                         ) -> list[tuple[str, SparseVector]]:
         queries = [("sparse", sparse)] if sparse is not None else []
         if translate and self.translator is not None:
-            for language in self._target_languages(query):
+            for language in self._target_languages(own):
                 (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
                 if encoding.sparse is not None:
                     queries.append((f"sparse:{language}", encoding.sparse))
@@ -135,11 +135,10 @@ class Retriever:
                    for term, weight in sparse.weights.items() if frequencies.get(term)}
         return SparseVector(weights, sparse.dim)
 
-    def _target_languages(self, query: str) -> list[str]:
+    def _target_languages(self, own: str | None) -> list[str]:
         if self._languages is None:
             counts = self.store.status(self.collection).languages
             self._languages = tuple(code for code in counts if code != "und")
-        own = self.detect(query)
         return [code for code in self._languages if code != own][: self.settings.translate_languages]
 
     def _translate(self, query: str, language: str) -> str:

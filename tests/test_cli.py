@@ -67,3 +67,30 @@ def test_unreachable_database_names_the_url_without_its_password(env: dict[str, 
     assert result.exit_code == 2
     assert "cannot connect to postgresql://me:***@127.0.0.1:9/none" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_search_prints_hits_with_legs_as_json_and_as_a_table(env: dict[str, str], demo_copy: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", str(demo_copy), "--collection", "demo"], env=env)
+    result = runner.invoke(app, ["search", "What does error code E22 mean?", "--collection", "demo", "--k", "2",
+                                 "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    top = data["hits"][0]
+    assert (data["query"], data["collection"], len(data["hits"])) == ("What does error code E22 mean?", "demo", 2)
+    assert set(top) == {"rank", "score", "chunk_id", "uri", "title", "page", "heading", "language", "start",
+                        "end", "text", "legs"}
+    assert top["heading"][-1] == "Fehlercodes" and "E22" in top["text"]
+    assert {leg["leg"] for leg in top["legs"]} == {"dense", "sparse"}
+    filtered = json.loads(runner.invoke(app, ["search", "garantía", "--collection", "demo", "--lang", "ja", "--json"],
+                                        env=env).stdout)
+    assert {hit["language"] for hit in filtered["hits"]} == {"ja"}
+    table = runner.invoke(app, ["search", "Luftfilter", "--collection", "demo", "--k", "1", "--mode", "sparse"],
+                          env=env)
+    assert "sparse#1" in table.stdout and "Luftfilter" in table.stdout
+
+
+def test_search_in_a_missing_collection_is_one_line(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["search", "x", "--collection", "nowhere"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: collection 'nowhere' does not exist")

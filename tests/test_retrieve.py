@@ -1,0 +1,211 @@
+"""rrf() properties, hybrid search over the embedded Postgres, filters, injection, and translation legs."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.agent import Rosetta
+from rag.config import Config
+from rag.errors import ConfigError, StoreError
+from rag.retrieve import bm25_idf, rrf
+from rag.types import Chunk, Filter, Hit, LegScore, SearchMode
+from tests.fakes import HashEncoder
+
+
+def _hit(chunk_id: str, leg: str = "dense", rank: int = 1) -> Hit:
+    chunk = Chunk(chunk_id, f"file:///{chunk_id}", 0, chunk_id, 0, len(chunk_id), "en")
+    return Hit(chunk, chunk_id, 1.0, (LegScore(leg, rank, 1.0),), "c")
+
+
+ids = st.lists(st.sampled_from(list(string.ascii_lowercase[:12])), max_size=10, unique=True)
+rankings = st.lists(ids, min_size=1, max_size=4)
+
+
+def _lists(names: list[list[str]]) -> list[list[Hit]]:
+    return [[_hit(n, f"leg{i}", r) for r, n in enumerate(ranking, 1)] for i, ranking in enumerate(names)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(rankings, st.randoms())
+def test_rrf_scores_do_not_depend_on_list_order(names: list[list[str]], random: object) -> None:
+    shuffled = list(names)
+    random.shuffle(shuffled)  # type: ignore[attr-defined]
+    before = {h.chunk.id: (round(h.score, 12), h.legs) for h in rrf(_lists(names))}
+    after = {h.chunk.id: (round(h.score, 12), tuple(sorted(h.legs, key=lambda x: (x.leg, x.rank, x.score))))
+             for h in rrf(_lists(shuffled))}
+    assert {k: v[0] for k, v in before.items()} == {k: v[0] for k, v in after.items()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(rankings)
+def test_rrf_never_drops_a_hit_and_sums_reciprocal_ranks(names: list[list[str]]) -> None:
+    fused = rrf(_lists(names), k=60)
+    assert {h.chunk.id for h in fused} == {n for ranking in names for n in ranking}
+    for hit in fused:
+        expected = sum(1 / (60 + ranking.index(hit.chunk.id) + 1) for ranking in names if hit.chunk.id in ranking)
+        assert hit.score == pytest.approx(expected)
+    assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rankings)
+def test_an_item_first_in_every_list_is_first(names: list[list[str]]) -> None:
+    lists = [["top", *ranking] for ranking in names]
+    assert rrf(_lists(lists))[0].chunk.id == "top"
+
+
+def test_rrf_weights_missing_items_and_duplicates() -> None:
+    fused = rrf([[_hit("a"), _hit("b"), _hit("a")], [_hit("b", "sparse")]], k=1, weights=[2.0, 1.0])
+    assert [(h.chunk.id, round(h.score, 6)) for h in fused] == [("b", round(2 / 3 + 1 / 2, 6)), ("a", 1.0)]
+    assert [leg.leg for leg in fused[0].legs] == ["dense", "sparse"]
+    with pytest.raises(ValueError, match="rrf got 1 rankings but 2 weights"):
+        rrf([[_hit("a")]], weights=[1.0, 2.0])
+
+
+def test_idf_is_positive_and_falls_with_frequency() -> None:
+    assert bm25_idf(100, 1) > bm25_idf(100, 50) > bm25_idf(100, 100) > 0
+
+
+class ScriptedTranslator:
+    """Returns fixed translations and records what it was asked."""
+
+    def __init__(self, table: dict[tuple[str, str], str]) -> None:
+        self.table = table
+        self.asked: list[tuple[str, str]] = []
+
+    def translate(self, text: str, language: str) -> str:
+        """The scripted translation."""
+        self.asked.append((text, language))
+        return self.table[(text, language)]
+
+
+@pytest.fixture
+def rosetta(config: Config, demo_copy: Path) -> Iterator[Rosetta]:
+    with Rosetta.open(config) as opened:  # the real offline encoder
+        opened.ingest([demo_copy])
+        yield opened
+
+
+@pytest.mark.parametrize(
+    ("question", "expected_file", "expected_heading"),
+    [
+        ("How often must the air filter be replaced?", "wartungshandbuch.md", "Luftfilter"),
+        ("How many years does the warranty last?", "garantia.md", "Cobertura"),
+        ("保証期間は何年ですか？", "garantia.md", "Política de garantía"),
+        ("ファンの音はどのくらい大きいですか？", "faq.html", "How loud is it?"),
+        ("What does error code E22 mean?", "wartungshandbuch.md", "Fehlercodes"),
+    ],
+)
+def test_dense_search_finds_the_passage_in_another_language(rosetta: Rosetta, question: str,
+                                                            expected_file: str, expected_heading: str) -> None:
+    (hit,) = rosetta.search(question, k=1, mode=SearchMode.DENSE)
+    assert (Path(hit.chunk.document_uri).name, hit.chunk.heading[-1]) == (expected_file, expected_heading)
+
+
+def test_hybrid_search_keeps_exact_codes_across_languages(rosetta: Rosetta) -> None:
+    hits = rosetta.search("What does error code E22 mean?", k=3)
+    assert hits[0].chunk.heading[-1] == "Fehlercodes" and hits[0].chunk.language == "de"
+    assert {leg.leg for leg in hits[0].legs} == {"dense", "sparse"}
+
+
+def test_every_hit_says_where_it_came_from_and_how_each_leg_ranked_it(rosetta: Rosetta) -> None:
+    (hit,) = rosetta.search("Fehlercode E22 Isolationsfehler", k=1)
+    assert hit.title == "Heliox HX-20 Heimspeicher – Wartungshandbuch"
+    assert hit.chunk.heading == ("Heliox HX-20 Wartungshandbuch", "Fehlercodes")
+    assert "E22" in hit.chunk.text
+    dense, sparse = hit.leg("dense"), hit.leg("sparse")
+    assert dense is not None and sparse is not None and sparse.rank == 1
+    assert hit.score == pytest.approx(1 / (60 + dense.rank) + 1 / (60 + sparse.rank))
+
+
+def test_modes_select_legs(rosetta: Rosetta) -> None:
+    dense = rosetta.search("air filter", k=5, mode=SearchMode.DENSE)
+    sparse = rosetta.search("Luftfilter", k=5, mode=SearchMode.SPARSE)
+    assert all([leg.leg for leg in h.legs] == ["dense"] for h in dense)
+    assert all([leg.leg for leg in h.legs] == ["sparse"] for h in sparse)
+    assert [h.legs[0].rank for h in dense] == [1, 2, 3, 4, 5]
+    assert "Luftfilter" in sparse[0].chunk.text
+
+
+def test_filters_restrict_language_source_metadata_and_date(rosetta: Rosetta) -> None:
+    def files(where: Filter) -> set[str]:
+        return {Path(h.chunk.document_uri).name for h in rosetta.search("battery warranty filter", k=20, where=where)}
+
+    assert files(Filter(languages=("ja", "es"))) == {"release-notes.md", "garantia.md"}
+    assert files(Filter(source="*.html")) == {"faq.html"}
+    assert files(Filter(source="*/zh/*")) == {"quick-start.md"}
+    assert files(Filter(metadata={"front_matter.product": "Heliox HX-20"})) == {
+        "wartungshandbuch.md", "release-notes.md", "garantia.md", "quick-start.md"}
+    assert files(Filter(metadata={"front_matter.version": "2.3"})) == {"wartungshandbuch.md"}
+    now = datetime.now(timezone.utc)
+    assert len(files(Filter(after=now - timedelta(hours=1)))) == 5
+    assert files(Filter(before=now - timedelta(hours=1))) == set()
+
+
+HOSTILE = [
+    "'; DROP TABLE {s}.chunks; --",
+    "\" OR 1=1 --",
+    "%' OR '1'='1",
+    "x'); DELETE FROM {s}.documents; --",
+    "\\'; SELECT pg_sleep(5); --",
+]
+
+
+@pytest.mark.parametrize("attack", HOSTILE)
+def test_sql_injection_through_every_filter_field_and_the_query(rosetta: Rosetta, attack: str) -> None:
+    attack = attack.format(s=rosetta.store.schema)
+    for where in (Filter(languages=(attack,)), Filter(source=attack), Filter(metadata={attack: attack}),
+                  Filter(metadata={"front_matter.product": attack})):
+        assert rosetta.search("filter", k=5, where=where) == []
+    assert isinstance(rosetta.search(attack, k=5), list)
+    with pytest.raises(ConfigError, match="is invalid"):
+        rosetta.search("filter", collection=attack)
+    status = rosetta.status().collections[0]
+    assert (status.documents, status.chunks > 0) == (5, True)
+
+
+def test_missing_collection_is_a_clear_error(rosetta: Rosetta) -> None:
+    with pytest.raises(StoreError) as caught:
+        rosetta.search("x", collection="nope")
+    assert str(caught.value) == ("collection 'nope' does not exist (collections: test); "
+                                 "ingest into it first: rosetta ingest PATH --collection nope")
+
+
+def test_translation_adds_sparse_legs_for_the_corpus_languages(config: Config, demo_copy: Path) -> None:
+    translator = ScriptedTranslator({
+        ("How heavy is it?", "de"): "Wie schwer ist es?",
+        ("How heavy is it?", "zh"): "设备重量",
+    })
+    config = Config(db=config.db, models=config.models, collection="t")
+    with Rosetta.open(config, encoder=HashEncoder(), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "zh", demo_copy / "en"])
+        hits = rosetta.search("How heavy is it?", k=5)
+        again = rosetta.search("How heavy is it?", k=5)
+        plain = rosetta.search("How heavy is it?", k=5, translate=False)
+    assert sorted(translator.asked) == [("How heavy is it?", "de"), ("How heavy is it?", "zh")]  # cached
+    assert [h.chunk.id for h in again] == [h.chunk.id for h in hits]
+    (weight,) = [h for h in hits if "四十八公斤" in h.chunk.text]
+    assert weight.leg("sparse:zh") == LegScore("sparse:zh", 1, weight.leg("sparse:zh").score)  # type: ignore[union-attr]
+    assert {leg.leg for h in hits for leg in h.legs} >= {"dense", "sparse:de", "sparse:zh"}
+    assert all(not leg.leg.startswith("sparse:") for h in plain for leg in h.legs)
+    assert all("四十八公斤" not in h.chunk.text for h in plain)
+
+
+def test_custom_reranker_reorders_fused_candidates(config: Config, demo_copy: Path) -> None:
+    class ReverseReranker:
+        def rerank(self, question: str, hits: list[Hit], k: int) -> list[Hit]:
+            """Worst first: proves the reranker's order is what comes back."""
+            return list(reversed(hits))[:k]
+
+    with Rosetta.open(config, encoder=HashEncoder(), reranker=ReverseReranker()) as rosetta:
+        rosetta.ingest([demo_copy])
+        fused = rosetta.search("filter", k=30, rerank=False)
+        reranked = rosetta.search("filter", k=3)
+    assert [h.chunk.id for h in reranked] == [h.chunk.id for h in reversed(fused)][:3]
