@@ -34,6 +34,37 @@ EXACT_DENSE_SEARCH = """
     WHERE c.collection_id = {collection} {filters}
     ORDER BY 11 LIMIT %(k)s
 """
+# Both legs and their fusion in one statement: each leg is an index scan with its own LIMIT, ranks
+# are numbered after the LIMIT (a window over the scan itself would defeat the index), and RRF is
+# summed over a full outer join so a chunk found by one leg only still counts.
+HYBRID_SEARCH = """
+    WITH dense AS (
+        SELECT id, distance, row_number() OVER (ORDER BY distance) AS rank FROM (
+            SELECT c.id, c.dense::vector({dim}) <=> %(dense)s::vector({dim}) AS distance
+            FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+            WHERE c.collection_id = {collection} {filters}
+            ORDER BY c.dense::vector({dim}) <=> %(dense)s::vector({dim}) LIMIT %(k_dense)s) AS leg
+    ), sparse AS (
+        SELECT id, distance, row_number() OVER (ORDER BY distance) AS rank FROM (
+            SELECT c.id, c.sparse::sparsevec({sparse_dim}) <#> %(sparse)s::sparsevec({sparse_dim}) AS distance
+            FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+            WHERE c.collection_id = {collection} AND c.sparse IS NOT NULL {filters}
+            ORDER BY c.sparse::sparsevec({sparse_dim}) <#> %(sparse)s::sparsevec({sparse_dim})
+            LIMIT %(k_sparse)s) AS leg
+        WHERE distance < 0
+    ), fused AS (
+        SELECT coalesce(dense.id, sparse.id) AS id, dense.rank AS dense_rank, 1 - dense.distance AS dense_score,
+               sparse.rank AS sparse_rank, -sparse.distance AS sparse_score,
+               coalesce(%(dense_weight)s / (%(rrf_k)s + dense.rank), 0)
+               + coalesce(%(sparse_weight)s / (%(rrf_k)s + sparse.rank), 0) AS score
+        FROM dense FULL OUTER JOIN sparse ON sparse.id = dense.id
+    )
+    SELECT {columns}, f.score, f.dense_rank, f.dense_score, f.sparse_rank, f.sparse_score
+    FROM fused f
+    JOIN {schema}.chunks c ON c.collection_id = {collection} AND c.id = f.id
+    JOIN {schema}.documents d ON d.id = c.document_id
+    ORDER BY f.score DESC, c.id LIMIT %(k)s
+"""
 SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
 # With filters, keep scanning the graph until k rows pass them (pgvector >= 0.8).
 SET_ITERATIVE_SCAN = "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)"
@@ -89,13 +120,24 @@ def compile_filter(where: Filter | None) -> tuple[sql.Composable, dict[str, Any]
 
 def search_statement(template: str, schema: str, collection: Collection, dim: int, where: Filter | None
                      ) -> tuple[sql.Composed, dict[str, Any]]:
-    """One leg's statement for ``collection`` with the filter applied."""
+    """One leg's (or the hybrid) statement for ``collection`` with the filter applied."""
     filters, params = compile_filter(where)
     statement = sql.SQL(template).format(
         columns=sql.SQL(_COLUMNS), schema=sql.Identifier(schema), dim=sql.Literal(int(dim)),
-        collection=sql.Literal(int(collection.id)), filters=filters,
+        sparse_dim=sql.Literal(int(collection.sparse_dim)), collection=sql.Literal(int(collection.id)),
+        filters=filters,
     )
     return statement, params
+
+
+def fused_row_to_hit(row: tuple[Any, ...], collection: Collection) -> Hit:
+    """A HYBRID_SEARCH row as a Hit with its RRF score and each leg's rank and score."""
+    hit = row_to_hit(row, collection, "dense", 1, 0.0)
+    score, dense_rank, dense_score, sparse_rank, sparse_score = row[10:15]
+    legs = [LegScore("dense", int(dense_rank), float(dense_score))] if dense_rank is not None else []
+    if sparse_rank is not None:
+        legs.append(LegScore("sparse", int(sparse_rank), float(sparse_score)))
+    return Hit(hit.chunk, hit.title, float(score), tuple(legs), collection.name)
 
 
 def collection_statement(template: str, schema: str, collection: Collection) -> sql.Composed:

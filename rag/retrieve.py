@@ -75,6 +75,9 @@ class RetrievalSettings:
     ef_search: int = 100
     translate_languages: int = 2
     rerank_candidates: int = 30
+    # Fuse dense + sparse inside Postgres in one statement instead of two queries and rrf() here;
+    # only for the two-leg case (translation legs are fused in Python). See evals/bench_query.py.
+    fuse_in_sql: bool = False
 
 
 @dataclass(slots=True)
@@ -96,11 +99,28 @@ class Retriever:
         """The best ``k`` hits for ``query``: legs by ``mode``, fused by RRF, reranked when a reranker is set."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        rankings, weights = self._legs(query, where, mode, translate)
-        hits = rankings[0] if len(rankings) == 1 else rrf(rankings, self.settings.rrf_k, weights)
+        hits = self._fused_in_sql(query, where) if self._sql_fusion(mode, translate) else None
+        if hits is None:
+            rankings, weights = self._legs(query, where, mode, translate)
+            hits = rankings[0] if len(rankings) == 1 else rrf(rankings, self.settings.rrf_k, weights)
         if rerank and self.reranker is not None and hits:
             return self.reranker.rerank(query, hits[: max(self.settings.rerank_candidates, k)], k)
         return hits[:k]
+
+    def _sql_fusion(self, mode: SearchMode, translate: bool) -> bool:
+        translating = translate and self.translator is not None and self.settings.translate_languages > 0
+        return self.settings.fuse_in_sql and mode is SearchMode.HYBRID and not translating
+
+    def _fused_in_sql(self, query: str, where: Filter | None) -> list[Hit] | None:
+        (encoding,) = self.encoder.encode_queries([query])
+        sparse = self._weighted(encoding.sparse) if encoding.sparse is not None else None
+        if sparse is None or not sparse.weights:
+            return None
+        s = self.settings
+        return self.store.hybrid_search(
+            self.collection, encoding.dense, sparse, max(s.k_dense, s.k_sparse), where,
+            k_dense=s.k_dense, k_sparse=s.k_sparse, rrf_k=s.rrf_k, dense_weight=s.dense_weight,
+            sparse_weight=s.sparse_weight, ef_search=s.ef_search)
 
     def _legs(self, query: str, where: Filter | None, mode: SearchMode, translate: bool
               ) -> tuple[list[list[Hit]], list[float]]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from rag.agent import Rosetta
 from rag.config import Config
 from rag.errors import ConfigError, StoreError
-from rag.retrieve import bm25_idf, rrf
+from rag.retrieve import RetrievalSettings, bm25_idf, rrf
 from rag.types import Chunk, Filter, Hit, LegScore, SearchMode
 from tests.fakes import HashEncoder
 
@@ -209,3 +209,21 @@ def test_custom_reranker_reorders_fused_candidates(config: Config, demo_copy: Pa
         fused = rosetta.search("filter", k=30, rerank=False)
         reranked = rosetta.search("filter", k=3)
     assert [h.chunk.id for h in reranked] == [h.chunk.id for h in reversed(fused)][:3]
+
+
+@pytest.mark.parametrize("question", ["What does error code E22 mean?", "Luftfilter wechseln", "保証期間は何年ですか？",
+                                      "zzzz-no-such-term"])
+def test_fusion_in_sql_equals_rrf_in_python(rosetta: Rosetta, question: str) -> None:
+    python = rosetta.retriever().search(question, k=20, rerank=False)
+    rosetta.retriever().settings = RetrievalSettings(fuse_in_sql=True)
+    in_sql = rosetta.retriever().search(question, k=20, rerank=False)
+    assert [h.chunk.id for h in in_sql] == [h.chunk.id for h in python]
+    for a, b in zip(in_sql, python):
+        assert a.score == pytest.approx(b.score)
+        assert [(leg.leg, leg.rank) for leg in a.legs] == [(leg.leg, leg.rank) for leg in b.legs]
+        assert [leg.score for leg in a.legs] == pytest.approx([leg.score for leg in b.legs], rel=1e-5)
+
+
+def test_sparse_leg_returns_only_chunks_sharing_a_term(rosetta: Rosetta) -> None:
+    hits = rosetta.search("Isolationsfehler", k=10, mode=SearchMode.SPARSE)
+    assert len(hits) == 1 and "Isolationsfehler" in hits[0].chunk.text
