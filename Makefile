@@ -27,6 +27,7 @@ $(VENV)/.dev: pyproject.toml | $(PY)
 demo: $(VENV)/.core
 	$(ROSETTA) ingest demo/manuals --collection demo
 	$(ROSETTA) status
+	$(ROSETTA) search "How often must the air filter be replaced?" --collection demo --k 3
 
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check rag connectors evals tests

@@ -80,3 +80,11 @@ def demo_copy(tmp_path: Path) -> Path:
     target = tmp_path / "manuals"
     shutil.copytree(DEMO, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, tiny_bge_m3: Path) -> Path:
+    """A one-label XLM-R cross-encoder directory (random weights, the tiny BGE-M3 tokenizer), built once."""
+    from tests.models import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"), tiny_bge_m3)

@@ -134,3 +134,34 @@ def _save_heads(target: Path) -> None:
     torch.manual_seed(SEED + 1)
     torch.save(torch.nn.Linear(HIDDEN, 1).state_dict(), target / "sparse_linear.pt")
     torch.save(torch.nn.Linear(HIDDEN, HIDDEN).state_dict(), target / "colbert_linear.pt")
+
+
+def build_tiny_cross_encoder(target: Path, tokenizer_source: Path) -> Path:
+    """Write a one-label XLM-R sequence classifier (seeded random weights) with ``tokenizer_source``'s
+    tokenizer into ``target``: the on-disk format of BAAI/bge-reranker-v2-m3."""
+    import torch
+    from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    target.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_source))
+    tokenizer.model_max_length = 512
+    tokenizer.save_pretrained(str(target))
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+        layer_norm_eps=1e-5,
+        # Wider than XLM-R's 0.02 so random pairs get clearly different scores, and ties cannot decide order.
+        initializer_range=0.5,
+    )
+    config.num_labels = 1  # one relevance logit, as in bge-reranker-v2-m3
+    torch.manual_seed(SEED + 2)
+    XLMRobertaForSequenceClassification(config).save_pretrained(str(target))
+    return target

@@ -19,7 +19,7 @@ PART_GROUPS = {
     "rag.query": {"rag.query"},
     "rag.schema": {"rag.schema"},
 }
-ABOVE_PARTS = {"rag.ingest", "rag.agent", "rag.render", "rag.cli", "rag"}
+ABOVE_PARTS = {"rag.ingest", "rag.retrieve", "rag.agent", "rag.render", "rag.cli", "rag"}
 
 
 def _module_name(path: Path) -> str:
@@ -46,6 +46,9 @@ def _allowed(module: str) -> set[str] | None:
         return set()
     if module == "rag.config":
         return FOUNDATION
+    if module.startswith("rag.rerankers"):
+        # The ColBERT reranker is BGE-M3's own late interaction, so it may build on that encoder.
+        return FOUNDATION | {m for m in _modules("rag") if m.startswith("rag.rerankers")} | {"rag.encoders.bge_m3"}
     if module.startswith("rag.encoders"):
         return FOUNDATION | {m for m in _modules("rag") if m.startswith("rag.encoders")}
     if module in PART_GROUPS:
