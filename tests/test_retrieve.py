@@ -227,3 +227,22 @@ def test_fusion_in_sql_equals_rrf_in_python(rosetta: Rosetta, question: str) -> 
 def test_sparse_leg_returns_only_chunks_sharing_a_term(rosetta: Rosetta) -> None:
     hits = rosetta.search("Isolationsfehler", k=10, mode=SearchMode.SPARSE)
     assert len(hits) == 1 and "Isolationsfehler" in hits[0].chunk.text
+
+
+@pytest.mark.parametrize("kind", ["cross-encoder", "colbert"])
+def test_configured_reranker_runs_through_the_facade(config: Config, demo_copy: Path, kind: str,
+                                                     tiny_cross_encoder: Path, tiny_bge_m3: Path) -> None:
+    from dataclasses import replace
+
+    from rag.config import RetrievalConfig, parse_reranker
+
+    model = str(tiny_cross_encoder if kind == "cross-encoder" else tiny_bge_m3)
+    config = replace(config, retrieval=RetrievalConfig(reranker=parse_reranker(kind), reranker_model=model,
+                                                       rerank_candidates=8))
+    with Rosetta.open(config, encoder=HashEncoder()) as rosetta:
+        rosetta.ingest([demo_copy])
+        fused = rosetta.search("Luftfilter", k=8, rerank=False)
+        reranked = rosetta.search("Luftfilter", k=3)
+    assert [leg.rank for h in reranked for leg in h.legs if leg.leg == "rerank"] == [1, 2, 3]
+    assert {h.chunk.id for h in reranked} <= {h.chunk.id for h in fused}
+    assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
