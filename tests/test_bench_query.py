@@ -1,0 +1,133 @@
+"""The query benchmark at a tiny size on the session's embedded Postgres: its behaviour, not its speed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from evals.bench_query import (
+    QUESTIONS,
+    AnnRun,
+    Storage,
+    Vectors,
+    as_json,
+    connect,
+    drop,
+    exact_top_k,
+    format_table,
+    load,
+    measure_pipeline,
+    measure_size,
+    print_report,
+    recall,
+    synthetic,
+)
+from rag.config import Config
+from tests.conftest import DEMO
+from tests.fakes import HashEncoder
+
+N, DIM, QUERIES = 2000, 32, 20
+
+
+@pytest.fixture(scope="module")
+def runs(pg_url: str) -> list[AnnRun]:
+    """Part 1 once for the module: every storage variant at the tiny size."""
+    return measure_size(pg_url, f"bq_{uuid.uuid4().hex[:8]}", N, DIM, QUERIES)
+
+
+@pytest.fixture
+def loaded(pg_url: str, schema: str) -> Iterator[tuple[str, Vectors, Vectors]]:
+    """The tiny data set loaded into a fresh schema; yields the schema, vectors and queries."""
+    vectors, queries = synthetic(N, QUERIES, DIM)
+    with connect(pg_url) as conn:
+        load(conn, schema, vectors)
+        yield schema, vectors, queries
+        drop(conn, schema)
+
+
+def _numpy_top_k(vectors: Vectors, queries: Vectors, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    distances = 1.0 - queries.astype(np.float64) @ vectors.astype(np.float64).T
+    return np.argsort(distances, axis=1)[:, :k], distances
+
+
+def test_synthetic_vectors_are_seeded_unit_and_clustered() -> None:
+    vectors, queries = synthetic(N, QUERIES, DIM, seed=3)
+    again, _ = synthetic(N, QUERIES, DIM, seed=3)
+    assert vectors.shape == (N, DIM) and queries.shape == (QUERIES, DIM) and vectors.dtype == np.float32
+    assert np.array_equal(vectors, again)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    similarities = queries @ vectors.T
+    # Clustered: a query's nearest neighbours stand well above a typical vector.
+    assert float(np.sort(similarities, axis=1)[:, -10:].mean()) > float(similarities.mean()) + 0.05
+
+
+def test_exact_search_agrees_with_numpy_brute_force(pg_url: str, loaded: tuple[str, Vectors, Vectors]) -> None:
+    schema, vectors, queries = loaded
+    expected, distances = _numpy_top_k(vectors, queries)
+    with connect(pg_url) as conn:
+        found = exact_top_k(conn, schema, queries)
+    for row, ids in enumerate(found):
+        tenth = distances[row, expected[row, -1]]
+        # Float rounding may swap near-ties at rank 10; anything returned must be as close as numpy's 10th.
+        assert len(ids) == 10 and all(distances[row, i] <= tenth + 1e-6 for i in ids)
+    assert recall(found, expected.tolist()) >= 0.99
+
+
+def test_recall_counts_the_true_neighbours_found() -> None:
+    assert recall([[1, 2, 3, 4]], [[1, 2, 5, 6]]) == 0.5
+    assert recall([[1, 2], [3, 4]], [[1, 2], [5, 6]]) == 0.5
+
+
+def test_every_variant_runs_with_recall_in_range(runs: list[AnnRun]) -> None:
+    assert [run.storage for run in runs] == list(Storage)
+    assert all(0.0 <= run.recall_at_10 <= 1.0 and run.chunks == N for run in runs)
+    assert all(0 < run.p50_ms <= run.p95_ms and run.build_s > 0 for run in runs)
+    assert runs[0].recall_at_10 >= 0.9
+
+
+def test_bytes_per_chunk_shrink_from_vector_to_halfvec_to_bit(runs: list[AnnRun]) -> None:
+    vector, halfvec, bit = runs
+    # pg_column_size: 8 header bytes plus 4, 2 or 1/8 bytes per dimension.
+    assert (vector.value_bytes, halfvec.value_bytes, bit.value_bytes) == (8 + 4 * DIM, 8 + 2 * DIM, 8 + DIM / 8)
+    assert vector.index_bytes_per_chunk > halfvec.index_bytes_per_chunk > bit.index_bytes_per_chunk > 0
+    assert vector.bytes_per_chunk > halfvec.bytes_per_chunk > bit.bytes_per_chunk > vector.value_bytes
+
+
+def test_json_has_the_documented_shape(runs: list[AnnRun]) -> None:
+    result = json.loads(json.dumps(as_json(runs, {"chunks": 1})))
+    assert set(result) == {"runs", "pipeline"} and result["pipeline"] == {"chunks": 1}
+    keys = {"chunks", "storage", "p50_ms", "p95_ms", "recall@10", "bytes_per_chunk"}
+    assert all(keys <= set(run) for run in result["runs"])
+    assert [run["storage"] for run in result["runs"]] == ["vector", "halfvec", "bit"]
+    assert format_table(result["runs"]).splitlines()[0].split()[:3] == ["chunks", "storage", "p50_ms"]
+
+
+def test_pipeline_times_every_mode_cold_and_warm(config: Config) -> None:
+    encoder = HashEncoder()
+    pipeline = measure_pipeline(config, DEMO, QUESTIONS[:4], encoder=encoder)
+    assert [(run["mode"], run["cache"]) for run in pipeline["runs"]] == [
+        *((mode, cache) for mode in ("dense", "sparse", "hybrid") for cache in ("cold", "warm")),
+        ("hybrid-in-sql", "warm")]
+    assert all(0 < run["p50_ms"] <= run["p95_ms"] for run in pipeline["runs"])
+    assert pipeline["chunks"] > 5 and pipeline["questions"] == 4 and pipeline["encoder"] == "hash-fake"
+    # Each cold pass encoded every question again; the warm passes were served from the cache.
+    encoded = [text for call in encoder.calls for text in call]
+    assert all(encoded.count(question) == 3 + 1 for question in QUESTIONS[:4])
+
+
+def test_questions_cover_five_languages_without_repeats() -> None:
+    assert len(QUESTIONS) == len(set(QUESTIONS)) == 30
+
+
+def test_report_prints_both_tables(runs: list[AnnRun], capsys: pytest.CaptureFixture[str]) -> None:
+    pipeline = {"chunks": 7, "questions": 1, "encoder": "hash-fake", "encode_p50_ms": 1.0, "encode_p95_ms": 2.0,
+                "runs": [{"mode": "dense", "cache": "cold", "p50_ms": 1.5, "p95_ms": 2.5}]}
+    print_report(as_json(runs, pipeline), "ANN")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "ANN" and [line.split()[1] for line in lines[2:5]] == ["vector", "halfvec", "bit"]
+    assert lines[6].startswith("Pipeline (7 chunks, 1 questions, encoder hash-fake")
+    assert lines[8].split() == ["dense", "cold", "1.5", "2.5"]
