@@ -4,7 +4,16 @@ Documents stay in their own language; questions come in yours. The public surfac
 """
 
 from rag.agent import Rosetta, Status
-from rag.config import Config, DbConfig, EncoderKind, IngestConfig, ModelConfig, load_config
+from rag.config import (
+    Config,
+    DbConfig,
+    EncoderKind,
+    IngestConfig,
+    ModelConfig,
+    RerankerKind,
+    RetrievalConfig,
+    load_config,
+)
 from rag.database import DatabaseInfo
 from rag.errors import (
     ConfigError,
@@ -16,6 +25,7 @@ from rag.errors import (
     StoreError,
 )
 from rag.ingest import FileReport, IngestReport, IngestStatus
+from rag.retrieve import rrf
 from rag.types import (
     Chunk,
     Collection,
@@ -24,8 +34,14 @@ from rag.types import (
     Document,
     Encoder,
     Encoding,
+    Filter,
+    Hit,
+    LegScore,
+    Reranker,
+    SearchMode,
     Section,
     SparseVector,
+    Translator,
 )
 
 __all__ = [
@@ -44,17 +60,26 @@ __all__ = [
     "EncoderKind",
     "Encoding",
     "FileReport",
+    "Filter",
     "GenerationError",
+    "Hit",
     "IngestConfig",
     "IngestReport",
     "IngestStatus",
+    "LegScore",
     "ModelConfig",
     "RagError",
+    "Reranker",
+    "RerankerKind",
+    "RetrievalConfig",
     "Rosetta",
     "SchemaMismatch",
+    "SearchMode",
     "Section",
     "SparseVector",
     "Status",
     "StoreError",
+    "Translator",
     "load_config",
+    "rrf",
 ]
