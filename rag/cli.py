@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from evals.cli import eval_app
 from rag.agent import Rosetta
 from rag.config import Config, load_config, parse_mode
 from rag.errors import RagError
@@ -32,6 +33,7 @@ from rag.types import Filter
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rosetta: ask in your language, answer from theirs.")
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks (they print numbers; see evals/).")
 app.add_typer(bench, name="bench")
+app.add_typer(eval_app, name="eval")
 
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -200,7 +200,7 @@ def test_translation_adds_sparse_legs_for_the_corpus_languages(config: Config, d
 
 def test_custom_reranker_reorders_fused_candidates(config: Config, demo_copy: Path) -> None:
     class ReverseReranker:
-        def rerank(self, question: str, hits: list[Hit], k: int) -> list[Hit]:
+        def rerank(self, question: str, hits: Sequence[Hit], k: int) -> list[Hit]:
             """Worst first: proves the reranker's order is what comes back."""
             return list(reversed(hits))[:k]
 

@@ -1,0 +1,150 @@
+"""Evaluation results and their outputs: metrics.json (a stable schema) and a heatmap of nDCG@10.
+
+metrics.json::
+
+    {"pairs": [{"system", "query_lang", "doc_lang", "leg", "ndcg@10", "recall@1", "recall@5",
+                "recall@10", "mrr@10", "n"}, ...],
+     "summary": {"<system>/<leg>": {"cross_lingual": {metrics, "n"}, "monolingual": {metrics, "n"}}},
+     "skipped": [reasons], "config": {...}}
+
+A summary scope without pairs has every metric ``null`` and ``n`` 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from evals.metrics import METRIC_NAMES, Scores, mean
+from rag.types import JsonValue
+
+
+class Leg(Enum):
+    """A retrieval configuration under test."""
+
+    DENSE = "dense"
+    SPARSE = "sparse"
+    HYBRID = "hybrid"
+    HYBRID_RERANK = "hybrid+rerank"
+
+
+class System(Enum):
+    """Whose retrieval is measured."""
+
+    ROSETTA = "rosetta"
+    LLAMAINDEX = "llamaindex-pgvector"
+
+
+@dataclass(frozen=True, slots=True)
+class PairScore:
+    """The scores of one system and leg on queries in one language over documents in another."""
+
+    system: System
+    query_lang: str
+    doc_lang: str
+    leg: Leg
+    scores: Scores
+
+    @property
+    def cross_lingual(self) -> bool:
+        """True when the query and document languages differ."""
+        return self.query_lang != self.doc_lang
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """All pair scores, what was skipped and why, and the settings that produced them."""
+
+    pairs: tuple[PairScore, ...]
+    skipped: tuple[str, ...] = ()
+    config: Mapping[str, JsonValue] = field(default_factory=dict)
+
+    def runs(self) -> list[tuple[System, Leg]]:
+        """The (system, leg) combinations that were scored, in order."""
+        return list(dict.fromkeys((p.system, p.leg) for p in self.pairs))
+
+    def summary(self) -> dict[tuple[System, Leg], tuple[Scores, Scores]]:
+        """Per (system, leg): the mean over cross-lingual pairs and the mean over monolingual pairs."""
+        def scope(run: tuple[System, Leg], cross: bool) -> Scores:
+            return mean([p.scores for p in self.pairs if (p.system, p.leg) == run and p.cross_lingual == cross])
+
+        return {run: (scope(run, True), scope(run, False)) for run in self.runs()}
+
+
+def _metrics(scores: Scores) -> dict[str, JsonValue]:
+    values: list[JsonValue] = [round(v, 6) if scores.n else None for v in scores.values()]
+    return {**dict(zip(METRIC_NAMES, values)), "n": scores.n}
+
+
+def to_json(report: Report) -> dict[str, JsonValue]:
+    """The metrics.json document (see the module docstring)."""
+    pairs: list[JsonValue] = [
+        {"system": p.system.value, "query_lang": p.query_lang, "doc_lang": p.doc_lang, "leg": p.leg.value,
+         **_metrics(p.scores)}
+        for p in report.pairs
+    ]
+    summary: dict[str, JsonValue] = {
+        f"{system.value}/{leg.value}": {"cross_lingual": _metrics(cross), "monolingual": _metrics(mono)}
+        for (system, leg), (cross, mono) in report.summary().items()
+    }
+    return {"pairs": pairs, "summary": summary, "skipped": list(report.skipped), "config": dict(report.config)}
+
+
+def _grid(report: Report, run: tuple[System, Leg]) -> tuple[list[str], list[str], list[list[float]]]:
+    pairs = [p for p in report.pairs if (p.system, p.leg) == run]
+    rows = list(dict.fromkeys(p.query_lang for p in pairs))
+    columns = list(dict.fromkeys(p.doc_lang for p in pairs))
+    values = {(p.query_lang, p.doc_lang): p.scores.ndcg10 for p in pairs}
+    return rows, columns, [[values.get((r, c), math.nan) for c in columns] for r in rows]
+
+
+def write_heatmap(report: Report, path: Path) -> None:
+    """A PNG with one panel per system/leg: query language x doc language, cells colored by nDCG@10."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = report.runs()
+    if not runs:
+        figure = plt.figure(figsize=(4, 1))
+        figure.text(0.5, 0.5, "no pairs were scored", ha="center", va="center")
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        return
+    columns = min(3, len(runs))
+    rows = math.ceil(len(runs) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
+    for ax, run in zip(axes.flat, runs):
+        query_langs, doc_langs, grid = _grid(report, run)
+        image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis")
+        ax.set_xticks(range(len(doc_langs)), doc_langs)
+        ax.set_yticks(range(len(query_langs)), query_langs)
+        ax.set_xlabel("document language")
+        ax.set_ylabel("query language")
+        ax.set_title(f"{run[0].value} / {run[1].value}", fontsize=10)
+        for (i, j), value in ((ij, grid[ij[0]][ij[1]]) for ij in _cells(grid)):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                    color="black" if value > 0.6 else "white")
+    figure.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="nDCG@10")
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _cells(grid: list[list[float]]) -> list[tuple[int, int]]:
+    return [(i, j) for i, row in enumerate(grid) for j, value in enumerate(row) if not math.isnan(value)]
+
+
+def write_report(report: Report, out: Path) -> tuple[Path, Path]:
+    """Write ``out``/metrics.json and ``out``/heatmap.png; return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    metrics, heatmap = out / "metrics.json", out / "heatmap.png"
+    metrics.write_text(json.dumps(to_json(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    write_heatmap(report, heatmap)
+    return metrics, heatmap
