@@ -189,7 +189,8 @@ class Rosetta:
                                  f"ingest into it first: rosetta ingest PATH --collection {name}")
             r = self.config.retrieval
             settings = RetrievalSettings(r.k_dense, r.k_sparse, r.rrf_k, r.dense_weight, r.sparse_weight,
-                                         r.ef_search, r.translate_languages, r.rerank_candidates)
+                                         r.ef_search, r.translate_languages, r.rerank_candidates, r.fuse_in_sql,
+                                         r.cross_language_sparse_weight)
             self._retrievers[name] = Retriever(self.store, self.encoder(name), stored, self.detector().detect,
                                                settings, self._reranker(), self._translator)
         return self._retrievers[name]

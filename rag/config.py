@@ -111,6 +111,8 @@ class RetrievalConfig:
     rrf_k: int = 60
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
+    cross_language_sparse_weight: float = 0.0
+    fuse_in_sql: bool = False
     ef_search: int = 100
     translate_languages: int = 2
     reranker: RerankerKind = RerankerKind.NONE
@@ -126,6 +128,9 @@ class RetrievalConfig:
         if self.rrf_k < 0 or self.translate_languages < 0:
             raise ConfigError(f"retrieval.rrf_k and translate_languages must be >= 0, got {self.rrf_k}, "
                               f"{self.translate_languages}")
+        if not 0 <= self.cross_language_sparse_weight <= 1:
+            raise ConfigError("retrieval.cross_language_sparse_weight must be in [0, 1], "
+                              f"got {self.cross_language_sparse_weight}")
         if self.dense_weight < 0 or self.sparse_weight < 0:
             raise ConfigError(f"retrieval weights must be >= 0, got {self.dense_weight}, {self.sparse_weight}")
 
@@ -190,10 +195,12 @@ _ENV = {
     "ROSETTA_RERANKER": ("retrieval", "reranker"),
     "ROSETTA_RERANKER_MODEL": ("retrieval", "reranker_model"),
     "ROSETTA_SEARCH_MODE": ("retrieval", "mode"),
+    "ROSETTA_CROSS_LANGUAGE_SPARSE_WEIGHT": ("retrieval", "cross_language_sparse_weight"),
+    "ROSETTA_FUSE_IN_SQL": ("retrieval", "fuse_in_sql"),
 }
 _INTS = {"max_tokens", "max_bytes", "pool_min", "pool_max", "batch_size", "sparse_max_terms", "k", "k_dense",
          "k_sparse", "rrf_k", "ef_search", "translate_languages", "rerank_candidates"}
-_FLOATS = {"timeout_s", "dense_weight", "sparse_weight"}
+_FLOATS = {"timeout_s", "dense_weight", "sparse_weight", "cross_language_sparse_weight"}
 
 
 def _coerce(section: str, name: str, value: object) -> object:
@@ -212,6 +219,12 @@ def _coerce(section: str, name: str, value: object) -> object:
             return int(str(value))
         except ValueError:
             raise ConfigError(f"{section}.{name} must be an integer, got {value!r}") from None
+    if name == "fuse_in_sql":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in {"true", "false", "1", "0", "yes", "no"}:
+            raise ConfigError(f"{section}.{name} must be true or false, got {value!r}")
+        return str(value).lower() in {"true", "1", "yes"}
     if name in _FLOATS:
         try:
             return float(str(value))

@@ -45,8 +45,9 @@ HYBRID_SEARCH = """
             WHERE c.collection_id = {collection} {filters}
             ORDER BY c.dense::vector({dim}) <=> %(dense)s::vector({dim}) LIMIT %(k_dense)s) AS leg
     ), sparse AS (
-        SELECT id, distance, row_number() OVER (ORDER BY distance) AS rank FROM (
-            SELECT c.id, c.sparse::sparsevec({sparse_dim}) <#> %(sparse)s::sparsevec({sparse_dim}) AS distance
+        SELECT id, language, distance, row_number() OVER (ORDER BY distance) AS rank FROM (
+            SELECT c.id, c.language,
+                   c.sparse::sparsevec({sparse_dim}) <#> %(sparse)s::sparsevec({sparse_dim}) AS distance
             FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
             WHERE c.collection_id = {collection} AND c.sparse IS NOT NULL {filters}
             ORDER BY c.sparse::sparsevec({sparse_dim}) <#> %(sparse)s::sparsevec({sparse_dim})
@@ -56,7 +57,9 @@ HYBRID_SEARCH = """
         SELECT coalesce(dense.id, sparse.id) AS id, dense.rank AS dense_rank, 1 - dense.distance AS dense_score,
                sparse.rank AS sparse_rank, -sparse.distance AS sparse_score,
                coalesce(%(dense_weight)s / (%(rrf_k)s + dense.rank), 0)
-               + coalesce(%(sparse_weight)s / (%(rrf_k)s + sparse.rank), 0) AS score
+               + coalesce(%(sparse_weight)s * CASE WHEN %(language)s::text IS NULL OR sparse.language = %(language)s
+                                                   THEN 1 ELSE %(cross_language_weight)s END
+                          / (%(rrf_k)s + sparse.rank), 0) AS score
         FROM dense FULL OUTER JOIN sparse ON sparse.id = dense.id
     )
     SELECT {columns}, f.score, f.dense_rank, f.dense_score, f.sparse_rank, f.sparse_score

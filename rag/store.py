@@ -240,11 +240,13 @@ class PgStore:
 
     def hybrid_search(self, collection: Collection, dense: np.ndarray, sparse: SparseVector, k: int,
                       where: Filter | None = None, *, k_dense: int = 50, k_sparse: int = 50, rrf_k: int = 60,
-                      dense_weight: float = 1.0, sparse_weight: float = 1.0, ef_search: int = 100) -> list[Hit]:
+                      dense_weight: float = 1.0, sparse_weight: float = 1.0, ef_search: int = 100,
+                      language: str | None = None, cross_language_weight: float = 1.0) -> list[Hit]:
         """Dense and sparse legs fused by RRF inside Postgres, in one statement (same result as ``rrf``)."""
         statement, params = search_statement(HYBRID_SEARCH, self.schema, collection, collection.dim, where)
         params |= {"dense": dense, "sparse": _to_pg(sparse), "k": k, "k_dense": k_dense, "k_sparse": k_sparse,
-                   "rrf_k": float(rrf_k), "dense_weight": float(dense_weight), "sparse_weight": float(sparse_weight)}
+                   "rrf_k": float(rrf_k), "dense_weight": float(dense_weight), "sparse_weight": float(sparse_weight),
+                   "language": language, "cross_language_weight": float(cross_language_weight)}
         return [fused_row_to_hit(row, collection) for row in self._search(statement, params, where, ef_search)]
 
     def _search(self, statement: sql.Composed, params: dict[str, Any], where: Filter | None,

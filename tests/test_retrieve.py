@@ -61,6 +61,16 @@ def test_an_item_first_in_every_list_is_first(names: list[list[str]]) -> None:
     assert rrf(_lists(lists))[0].chunk.id == "top"
 
 
+@settings(max_examples=100, deadline=None)
+@given(rankings)
+def test_an_item_weight_of_zero_removes_that_share_only(names: list[list[str]]) -> None:
+    lists = _lists(names)
+    silenced = rrf(lists, item_weight=lambda index, hit: 0.0 if index == 0 else 1.0)
+    others = {h.chunk.id: h.score for h in rrf(lists[1:])} if len(lists) > 1 else {}
+    assert {h.chunk.id: h.score for h in silenced if h.score} == pytest.approx({k: v for k, v in others.items() if v})
+    assert {h.chunk.id for h in silenced} == {n for ranking in names for n in ranking}
+
+
 def test_rrf_weights_missing_items_and_duplicates() -> None:
     fused = rrf([[_hit("a"), _hit("b"), _hit("a")], [_hit("b", "sparse")]], k=1, weights=[2.0, 1.0])
     assert [(h.chunk.id, round(h.score, 6)) for h in fused] == [("b", round(2 / 3 + 1 / 2, 6)), ("a", 1.0)]
@@ -109,10 +119,20 @@ def test_dense_search_finds_the_passage_in_another_language(rosetta: Rosetta, qu
     assert (Path(hit.chunk.document_uri).name, hit.chunk.heading[-1]) == (expected_file, expected_heading)
 
 
-def test_hybrid_search_keeps_exact_codes_across_languages(rosetta: Rosetta) -> None:
-    hits = rosetta.search("What does error code E22 mean?", k=3)
-    assert hits[0].chunk.heading[-1] == "Fehlercodes" and hits[0].chunk.language == "de"
-    assert {leg.leg for leg in hits[0].legs} == {"dense", "sparse"}
+def test_cross_language_sparse_weight_decides_whether_words_count_across_languages(rosetta: Rosetta) -> None:
+    question = "What does error code E22 mean?"
+    retriever = rosetta.retriever()
+    retriever.settings = RetrievalSettings(cross_language_sparse_weight=1.0)
+    trusting = rosetta.search(question, k=3)
+    assert trusting[0].chunk.heading[-1] == "Fehlercodes" and trusting[0].chunk.language == "de"
+    assert {leg.leg for leg in trusting[0].legs} == {"dense", "sparse"}
+    retriever.settings = RetrievalSettings(cross_language_sparse_weight=0.0)
+    default = rosetta.search(question, k=3)
+    for hit in default:
+        dense, sparse = hit.leg("dense"), hit.leg("sparse")
+        expected = (1 / (60 + dense.rank) if dense else 0.0) + (
+            1 / (60 + sparse.rank) if sparse and hit.chunk.language == "en" else 0.0)
+        assert hit.score == pytest.approx(expected)
 
 
 def test_every_hit_says_where_it_came_from_and_how_each_leg_ranked_it(rosetta: Rosetta) -> None:
@@ -213,9 +233,11 @@ def test_custom_reranker_reorders_fused_candidates(config: Config, demo_copy: Pa
 
 @pytest.mark.parametrize("question", ["What does error code E22 mean?", "Luftfilter wechseln", "保証期間は何年ですか？",
                                       "zzzz-no-such-term"])
-def test_fusion_in_sql_equals_rrf_in_python(rosetta: Rosetta, question: str) -> None:
+@pytest.mark.parametrize("cross", [0.0, 0.5])
+def test_fusion_in_sql_equals_rrf_in_python(rosetta: Rosetta, question: str, cross: float) -> None:
+    rosetta.retriever().settings = RetrievalSettings(cross_language_sparse_weight=cross)
     python = rosetta.retriever().search(question, k=20, rerank=False)
-    rosetta.retriever().settings = RetrievalSettings(fuse_in_sql=True)
+    rosetta.retriever().settings = RetrievalSettings(fuse_in_sql=True, cross_language_sparse_weight=cross)
     in_sql = rosetta.retriever().search(question, k=20, rerank=False)
     assert [h.chunk.id for h in in_sql] == [h.chunk.id for h in python]
     for a, b in zip(in_sql, python):
