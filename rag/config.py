@@ -111,7 +111,7 @@ class RetrievalConfig:
     rrf_k: int = 60
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
-    cross_language_sparse_weight: float = 0.0
+    cross_language_sparse_weight: float = 1.0
     fuse_in_sql: bool = False
     ef_search: int = 100
     translate_languages: int = 2

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from rag.encoders.lexical import stopword_indices
 from rag.store import PgStore
 from rag.types import (
     Collection,
@@ -82,10 +83,11 @@ class RetrievalSettings:
     # only for the two-leg case (translation legs are fused in Python). See evals/bench_query.py.
     fuse_in_sql: bool = False
     # How much a sparse leg counts for a chunk in another language than the leg's own (the question's,
-    # or the translation's). Measured on XQuAD (evals/, README): at 1.0, English words and numbers in
-    # Chinese or Thai passages drag cross-lingual Recall@1 from 0.70 (dense) to 0.60; lexical evidence
-    # is trusted within a language and discounted across languages.
-    cross_language_sparse_weight: float = 0.0
+    # or the translation's). Measured (README, "Choosing the defaults"): on technical manuals, words
+    # shared across languages (product names, codes, English terms kept in translations) make hybrid
+    # beat dense cross-lingually (R@1 0.303 vs 0.258 at 1.0; 0.215 at 0.0); on prose (XQuAD) they
+    # cost 4 points (0.704 vs 0.744). Rosetta is for manuals first, so they count in full by default.
+    cross_language_sparse_weight: float = 1.0
 
 
 @dataclass(slots=True)
@@ -122,7 +124,7 @@ class Retriever:
 
     def _fused_in_sql(self, query: str, where: Filter | None) -> list[Hit] | None:
         (encoding,) = self.encoder.encode_queries([query])
-        sparse = self._weighted(encoding.sparse) if encoding.sparse is not None else None
+        sparse = self._weighted(encoding.sparse, self.detect(query)) if encoding.sparse is not None else None
         if sparse is None or not sparse.weights:
             return None
         s = self.settings
@@ -169,11 +171,17 @@ class Retriever:
                 (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
                 if encoding.sparse is not None:
                     queries.append((f"sparse:{language}", encoding.sparse))
-        return [(leg, self._weighted(vector)) for leg, vector in queries]
+        languages = [own] + [leg.removeprefix("sparse:") for leg, _ in queries[1:]]
+        return [(leg, self._weighted(vector, language)) for (leg, vector), language in zip(queries, languages)]
 
-    def _weighted(self, sparse: SparseVector) -> SparseVector:
+    def _weighted(self, sparse: SparseVector, language: str | None) -> SparseVector:
+        """Lexical query terms weighted by the collection's IDF, the language's stopwords dropped."""
         if not self.encoder.lexical_idf:
             return sparse
+        stop = stopword_indices(language, sparse.dim)
+        kept = {term: weight for term, weight in sparse.weights.items() if term not in stop}
+        # A question made only of stopwords keeps them rather than matching nothing.
+        sparse = SparseVector(kept, sparse.dim) if kept else sparse
         total, frequencies = self.store.term_frequencies(self.collection, sorted(sparse.weights))
         weights = {term: weight * bm25_idf(total, frequencies[term])
                    for term, weight in sparse.weights.items() if frequencies.get(term)}

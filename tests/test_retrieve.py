@@ -200,7 +200,7 @@ def test_missing_collection_is_a_clear_error(rosetta: Rosetta) -> None:
 
 def test_translation_adds_sparse_legs_for_the_corpus_languages(config: Config, demo_copy: Path) -> None:
     translator = ScriptedTranslator({
-        ("How heavy is it?", "de"): "Wie schwer ist es?",
+        ("How heavy is it?", "de"): "Wie schwer ist das Gerät?",
         ("How heavy is it?", "zh"): "设备重量",
     })
     config = Config(db=config.db, models=config.models, collection="t")
@@ -268,3 +268,16 @@ def test_configured_reranker_runs_through_the_facade(config: Config, demo_copy: 
     assert [leg.rank for h in reranked for leg in h.legs if leg.leg == "rerank"] == [1, 2, 3]
     assert {h.chunk.id for h in reranked} <= {h.chunk.id for h in fused}
     assert [h.score for h in reranked] == sorted((h.score for h in reranked), reverse=True)
+
+
+def test_lexical_queries_drop_the_question_languages_stopwords(rosetta: Rosetta) -> None:
+    from rag.encoders.lexical import stopword_indices, term_index, terms
+
+    assert term_index("the") in stopword_indices("en") and term_index("filter") not in stopword_indices("en")
+    assert stopword_indices(None) == frozenset() and stopword_indices("xx") == frozenset()
+    assert rosetta.detector().detect("What is the HX-F07 part for?") == "en"
+    hits = rosetta.search("What is the HX-F07 part for?", k=10, mode=SearchMode.SPARSE)
+    assert hits and all({"hx", "f07", "part"} & set(terms(h.chunk.text)) for h in hits)  # no stopword-only match
+    assert "HX-F07" in hits[0].chunk.text
+    only_stopwords = rosetta.search("what is the", k=10, mode=SearchMode.SPARSE)
+    assert only_stopwords and all(h.chunk.language == "en" for h in only_stopwords)

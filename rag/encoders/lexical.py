@@ -9,6 +9,7 @@ so their inner product is BM25 without the IDF factor, which the retriever appli
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import unicodedata
 from collections import Counter
@@ -40,6 +41,23 @@ def terms(text: str) -> list[str]:
         else:
             found.append(run)
     return found
+
+
+@functools.lru_cache(maxsize=64)
+def stopword_indices(language: str | None, dim: int = LEXICAL_DIM) -> frozenset[int]:
+    """Hashed term ids of ``language``'s stopwords (stopwords-iso), empty when unknown.
+
+    Dropped from lexical queries: IDF cannot tell that "the" is common when a collection holds
+    little English, and then an English question's function words match English fragments inside
+    Chinese or Thai passages.
+    """
+    if language is None:
+        return frozenset()
+    import stopwordsiso
+
+    if not stopwordsiso.has_lang(language):
+        return frozenset()
+    return frozenset(term_index(t) % dim for word in stopwordsiso.stopwords(language) for t in terms(word))
 
 
 def term_index(term: str) -> int:
