@@ -21,7 +21,7 @@ $(VENV)/.core: pyproject.toml | $(PY)
 # then BGE-M3 support and the dev tools.
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[bge-m3,dev]'
+	$(PIP) install -q -e '.[bge-m3,evals,dev]'
 	touch $@
 
 demo: $(VENV)/.core
@@ -40,7 +40,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy rag connectors evals tests
 
-bench: $(VENV)/.core
+bench: $(VENV)/.dev
 	$(PY) -m evals.bench_ingest --data ../shared/data/manuals
 
 clean:
