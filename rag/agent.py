@@ -188,9 +188,11 @@ class Rosetta:
                 raise StoreError(f"collection {name!r} does not exist (collections: {known}); "
                                  f"ingest into it first: rosetta ingest PATH --collection {name}")
             r = self.config.retrieval
-            settings = RetrievalSettings(r.k_dense, r.k_sparse, r.rrf_k, r.dense_weight, r.sparse_weight,
-                                         r.ef_search, r.translate_languages, r.rerank_candidates, r.fuse_in_sql,
-                                         r.cross_language_sparse_weight)
+            settings = RetrievalSettings(
+                k_dense=r.k_dense, k_sparse=r.k_sparse, rrf_k=r.rrf_k, dense_weight=r.dense_weight,
+                sparse_weight=r.sparse_weight, ef_search=r.ef_search, translate_languages=r.translate_languages,
+                rerank_candidates=r.rerank_candidates, fuse_in_sql=r.fuse_in_sql,
+                cross_language_sparse_weight=r.cross_language_sparse_weight)
             self._retrievers[name] = Retriever(self.store, self.encoder(name), stored, self.detector().detect,
                                                settings, self._reranker(), self._translator)
         return self._retrievers[name]
