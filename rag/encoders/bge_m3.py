@@ -68,7 +68,7 @@ class BgeM3Encoder:
         """Load BGE-M3 from a local directory or a hub id (from the cache, else downloaded)."""
         if batch_size < 1 or max_length < 2:
             raise ValueError(f"need batch_size >= 1 and max_length >= 2, got {batch_size} and {max_length}")
-        _require_packages()
+        require_packages("BGE-M3 encoder")
         directory, source = _locate(model)
         _check_heads(directory)
         flag_model = _load_flag_model(directory, device, use_fp16)
@@ -188,12 +188,15 @@ def _check_heads(directory: Path) -> None:
 _PACKAGES = ("torch", "FlagEmbedding", "huggingface_hub")
 
 
-def _require_packages() -> None:
-    # Checked before anything else so a core install (no torch) gets the fix, not a traceback.
-    missing = [name for name in _PACKAGES if importlib.util.find_spec(name) is None]
+def require_packages(component: str, packages: Sequence[str] = _PACKAGES) -> None:
+    """Raise EncoderError naming ``packages`` that are not installed and how to install them.
+
+    Checked before anything else so a core install (no torch) gets the fix, not a traceback.
+    """
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
     if missing:
         raise EncoderError(
-            f"the BGE-M3 encoder needs packages that are not installed ({', '.join(missing)}); "
+            f"the {component} needs packages that are not installed ({', '.join(missing)}); "
             "pip install torch (the build for your machine), then pip install 'rosetta-rag[bge-m3]'"
         )
 

@@ -9,12 +9,12 @@ one), so scores are relevances in (0, 1). torch and sentence-transformers are im
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rag.encoders.bge_m3 import require_packages
 from rag.errors import EncoderError
 from rag.rerankers.ranking import check_k, ranked
 from rag.types import Hit
@@ -44,7 +44,7 @@ class CrossEncoderReranker:
         """Load a cross-encoder from a local directory or a hub id (from the cache, else downloaded)."""
         if batch_size < 1 or max_length < 2:
             raise ValueError(f"need batch_size >= 1 and max_length >= 2, got {batch_size} and {max_length}")
-        _require_packages()
+        require_packages("cross-encoder reranker", _PACKAGES)
         source, local = _locate(model)
         return cls(_load_cross_encoder(source, local, device, max_length), source, batch_size)
 
@@ -68,14 +68,6 @@ class CrossEncoderReranker:
         return [float(score) for score in scores]
 
 
-def _require_packages() -> None:
-    # Checked first so a core install (no torch) gets the fix, not a traceback.
-    missing = [name for name in _PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
-        raise EncoderError(
-            f"the cross-encoder reranker needs packages that are not installed ({', '.join(missing)}); "
-            "pip install torch (the build for your machine), then pip install 'rosetta-rag[bge-m3]'"
-        )
 
 
 def _locate(model: str) -> tuple[str, bool]:
