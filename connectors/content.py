@@ -8,9 +8,12 @@ from urllib.parse import unquote, urlsplit
 
 from rag.errors import ConnectorError
 
-# Byte-order marks name their encoding outright, so they win over any declared charset.
+# Byte-order marks name their encoding outright, so they win over any declared charset. UTF-32's
+# little-endian mark begins with UTF-16's, so it is checked first.
 BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
@@ -52,7 +55,7 @@ def decode(data: bytes, uri: str, charset: str | None = None) -> str:
     require_content(data, uri)
     for bom, encoding in BOMS:
         if data.startswith(bom):
-            return _decode_as(data[len(bom) :], uri, encoding)
+            return require_no_nul(_decode_as(data[len(bom) :], uri, encoding), uri, encoding)
     nul = data.find(b"\x00")
     if nul >= 0:
         raise ConnectorError(
@@ -60,6 +63,17 @@ def decode(data: bytes, uri: str, charset: str | None = None) -> str:
             "this is not a text file, so check its extension"
         )
     return _decode_as(data, uri, charset or "utf-8")
+
+
+def require_no_nul(text: str, uri: str, source: str) -> str:
+    """Return ``text``, or raise ConnectorError if it holds U+0000, which Postgres cannot store in text."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise ConnectorError(
+            f"{uri}: NUL character (U+0000) at character {nul} of the {source} text; Postgres cannot store it, "
+            "so remove it from the source"
+        )
+    return text
 
 
 def _decode_as(data: bytes, uri: str, encoding: str) -> str:
@@ -79,5 +93,5 @@ def _decode_as(data: bytes, uri: str, encoding: str) -> str:
 def title_from_uri(uri: str) -> str:
     """Return a fallback title: the last path segment's stem, else the host (``file:///d/Guide.md`` -> Guide)."""
     parts = urlsplit(uri)
-    stem = PurePosixPath(unquote(parts.path)).stem
+    stem = PurePosixPath(unquote(parts.path)).stem.replace("\x00", "")  # %00 decodes to a NUL Postgres refuses
     return stem or parts.hostname or uri

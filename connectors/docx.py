@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import docx
 from docx.document import Document as WordDocument
+from docx.opc.constants import CONTENT_TYPE
 from docx.opc.exceptions import PackageNotFoundError
+from docx.package import Package
+from docx.parts.document import DocumentPart
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 from lxml import etree
@@ -36,8 +39,9 @@ def parse_docx(data: bytes, uri: str, max_unpacked: int = DEFAULT_MAX_BYTES * UN
             "fix the extension, or save it from Word as .docx"
         )
     check_unpacked_size(data, uri, max_unpacked)
+    package = repack(data, uri)
     with _docx_errors(uri):
-        word = docx.Document(io.BytesIO(data))
+        word = _open_word(package, uri)
         blocks = list(extract_blocks(word))
         core_title = (word.core_properties.title or "").strip()
     text, sections = join_blocks(blocks)
@@ -52,16 +56,54 @@ def parse_docx(data: bytes, uri: str, max_unpacked: int = DEFAULT_MAX_BYTES * UN
     )
 
 
+def _open_word(package: bytes, uri: str) -> WordDocument:
+    """python-docx's ``Document()``, whose refusal of other OOXML names the stream object, not the file."""
+    part = Package.open(io.BytesIO(package)).main_document_part
+    if not isinstance(part, DocumentPart) or part.content_type != CONTENT_TYPE.WML_DOCUMENT_MAIN:
+        raise ConnectorError(f"{uri}: not a Word document but {part.content_type} (a spreadsheet or "
+                             "presentation?); save it as .docx or fix the extension")
+    document: WordDocument = part.document
+    return document
+
+
 def check_unpacked_size(data: bytes, uri: str, limit: int) -> None:
     """Raise ConnectorError if the ZIP's members unpack to more than ``limit`` bytes (a zip bomb)."""
     with _docx_errors(uri), zipfile.ZipFile(io.BytesIO(data)) as archive:
-        # zipfile never inflates past a member's declared file_size, so the declared sizes are a safe bound.
+        # Reading in pieces (repack) never inflates past a member's declared file_size, so these bound it.
         unpacked = sum(info.file_size for info in archive.infolist())
     if unpacked > limit:
         raise ConnectorError(
             f"{uri}: DOCX unpacks to {unpacked} bytes, over the limit of {limit} (a zip bomb?); "
             "if the file is genuine, raise the limit with --max-bytes"
         )
+
+
+def repack(data: bytes, uri: str) -> bytes:
+    """Return the ZIP re-packed uncompressed from its members, each read in bounded pieces.
+
+    Asked for a whole member, zipfile inflates all its compressed data in one call (up to 2 GiB) before it
+    cuts the output at the declared size and the CRC check fails: a 1 MB file whose headers lie costs 2 GB.
+    Read in pieces, inflation stops at the declared size, which check_unpacked_size has bounded.
+    """
+    buffer = io.BytesIO()
+    with (_docx_errors(uri), zipfile.ZipFile(io.BytesIO(data)) as source,
+          zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as target):
+        # One copy per name, the last one as zipfile reads it, so a duplicate name is not written twice.
+        for info in {info.filename: info for info in source.infolist()}.values():
+            _require_readable(info, uri)
+            if not info.is_dir():
+                with source.open(info) as member, target.open(info.filename, "w", force_zip64=True) as copy:
+                    shutil.copyfileobj(member, copy, 1 << 16)
+    return buffer.getvalue()
+
+
+def _require_readable(info: zipfile.ZipInfo, uri: str) -> None:
+    if info.flag_bits & 0x1:
+        raise ConnectorError(f"{uri}: DOCX member {info.filename!r} is encrypted; save the document again "
+                             "without a password and re-ingest")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        raise ConnectorError(f"{uri}: DOCX member {info.filename!r} uses ZIP compression method "
+                             f"{info.compress_type}, which cannot be read; re-save it from Word or LibreOffice")
 
 
 def extract_blocks(word: WordDocument) -> Iterator[Block]:

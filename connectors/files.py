@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from connectors.formats import DEFAULT_MAX_BYTES, EXTENSIONS, parser_for, supported_extensions
 from connectors.walk import compile_glob, walk
@@ -69,7 +69,8 @@ def path_from_uri(uri: str) -> Path:
         raise ConnectorError(
             f"{uri}: not a local file:// URI; FileConnector loads only what its sources() yield"
         )
-    return Path(unquote(parts.path))
+    # Bytes, then the file system's decoding: a name that is not UTF-8 (Latin-1 é as %E9) round-trips.
+    return Path(os.fsdecode(unquote_to_bytes(parts.path)))
 
 
 def read_file(path: Path, uri: str, max_bytes: int) -> bytes:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import yaml
 
-from connectors.content import decode, require_text, title_from_uri
+from connectors.content import decode, require_no_nul, require_text, title_from_uri
 from connectors.jsonable import jsonable
 from connectors.outline import HeadingStack, Mark, nest, path, tile
 from rag.errors import ConnectorError
@@ -20,6 +21,10 @@ FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 # Hugo/Pandoc heading attributes: `## Title {#id}` or `{#id .class}`.
 ANCHOR = re.compile(r"[ \t]*\{#([^}\s]+)[^}]*\}\Z")
 CLOSING_HASHES = re.compile(r"(?:\A|[ \t]+)#+\Z")
+# Bounds on front matter once YAML aliases are expanded: nine levels of ten aliases each (a "billion
+# laughs") parse in microseconds but expand to 10^9 values, which converting or hashing would build.
+MAX_FRONT_MATTER_VALUES = 10_000
+MAX_FRONT_MATTER_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,8 @@ def split_front_matter(source: str, uri: str) -> tuple[dict[str, JsonValue], str
         return {}, source
     try:
         loaded = yaml.safe_load(match.group(1))
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConnectorError(_too_deep(uri)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark is not None else ""
@@ -74,7 +81,38 @@ def split_front_matter(source: str, uri: str) -> tuple[dict[str, JsonValue], str
         raise ConnectorError(
             f"{uri}: front matter must be a YAML mapping (key: value lines), got {type(loaded).__name__}"
         )
+    check_front_matter(loaded, uri)
     return jsonable(loaded), source[match.end() :]
+
+
+def check_front_matter(loaded: dict[object, object], uri: str) -> None:
+    """Raise ConnectorError if front matter expands too far, nests too deep, or holds a NUL character.
+
+    Walks the values as they would be expanded, and stops at the first bound crossed.
+    """
+    pending: list[tuple[object, int]] = [(loaded, 1)]
+    for seen in itertools.count(1):
+        if not pending:
+            return
+        if seen > MAX_FRONT_MATTER_VALUES:
+            raise ConnectorError(
+                f"{uri}: front matter expands to more than {MAX_FRONT_MATTER_VALUES} values (a YAML alias "
+                "bomb?); shorten it or write the aliased values out"
+            )
+        value, depth = pending.pop()
+        if depth > MAX_FRONT_MATTER_DEPTH:
+            raise ConnectorError(_too_deep(uri))
+        if isinstance(value, str):
+            require_no_nul(value, uri, "front matter")
+        elif isinstance(value, dict):
+            pending += [(item, depth + 1) for pair in value.items() for item in pair]
+        elif isinstance(value, list):
+            pending += [(item, depth + 1) for item in value]
+
+
+def _too_deep(uri: str) -> str:
+    return (f"{uri}: front matter nests too deeply (over {MAX_FRONT_MATTER_DEPTH} levels); "
+            "flatten it or remove the --- block")
 
 
 def find_headings(body: str) -> Iterator[AtxHeading]:

@@ -28,7 +28,8 @@ def parse_pdf(data: bytes, uri: str) -> Document:
         )
     with _pdfium_errors(uri), _opened(data) as pdf:
         pages = [page_text(pdf, index) for index in range(len(pdf))]
-        title = str(pdf.get_metadata_value("Title")).strip()
+        # Producers leave NULs in metadata strings (UTF-16 padding); Postgres text cannot hold them.
+        title = str(pdf.get_metadata_value("Title")).replace("\x00", "").strip()
     title = "" if title.lower() in NO_TITLE else title
     if not "".join(pages).strip():
         raise ConnectorError(

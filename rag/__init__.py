@@ -4,10 +4,13 @@ Documents stay in their own language; questions come in yours. The public surfac
 """
 
 from rag.agent import Rosetta, Status
+from rag.answers import Answer, Citation, Problem, ProblemKind, Step
 from rag.config import (
     Config,
     DbConfig,
     EncoderKind,
+    GenerationConfig,
+    GeneratorKind,
     IngestConfig,
     ModelConfig,
     RerankerKind,
@@ -15,6 +18,17 @@ from rag.config import (
     load_config,
 )
 from rag.database import DatabaseInfo
+from rag.dialogue import (
+    GenerationRequest,
+    Generator,
+    Message,
+    Passage,
+    Reply,
+    Role,
+    SpanCitation,
+    ToolCall,
+    ToolSpec,
+)
 from rag.errors import (
     ConfigError,
     ConnectorError,
@@ -26,6 +40,7 @@ from rag.errors import (
 )
 from rag.ingest import FileReport, IngestReport, IngestStatus
 from rag.retrieve import rrf
+from rag.session import Session
 from rag.types import (
     Chunk,
     Collection,
@@ -45,7 +60,9 @@ from rag.types import (
 )
 
 __all__ = [
+    "Answer",
     "Chunk",
+    "Citation",
     "Collection",
     "CollectionStatus",
     "Config",
@@ -61,24 +78,39 @@ __all__ = [
     "Encoding",
     "FileReport",
     "Filter",
+    "GenerationConfig",
     "GenerationError",
+    "GenerationRequest",
+    "Generator",
+    "GeneratorKind",
     "Hit",
     "IngestConfig",
     "IngestReport",
     "IngestStatus",
     "LegScore",
+    "Message",
     "ModelConfig",
+    "Passage",
+    "Problem",
+    "ProblemKind",
     "RagError",
+    "Reply",
     "Reranker",
     "RerankerKind",
     "RetrievalConfig",
+    "Role",
     "Rosetta",
     "SchemaMismatch",
     "SearchMode",
     "Section",
+    "Session",
+    "SpanCitation",
     "SparseVector",
     "Status",
+    "Step",
     "StoreError",
+    "ToolCall",
+    "ToolSpec",
     "Translator",
     "load_config",
     "rrf",

@@ -1,4 +1,4 @@
-"""The facade: builds the parts from Config and runs ingest and status (search and ask come next)."""
+"""The facade: builds the parts from Config and runs ingest, search, ask (answers) and status."""
 
 from __future__ import annotations
 
@@ -7,19 +7,25 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self, overload
 
+from rag.answers import Answer
+from rag.ask import drain, streamed
 from rag.chunk import chunk_document
-from rag.config import Config, EncoderKind, RerankerKind, check_collection_name, load_config
+from rag.config import Config, EncoderKind, GeneratorKind, check_collection_name, load_config
 from rag.database import Database, DatabaseInfo
+from rag.dialogue import Generator
 from rag.encoders import E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
 from rag.encoders.cache import CachedEncoder
 from rag.errors import ConnectorError, StoreError
 from rag.ingest import IngestProgress, IngestReport, Pipeline, Target, run_ingest
 from rag.lang import LanguageDetector
+from rag.parts import GeneratorTranslator, build_generator, build_reranker, generator_kind
 from rag.retrieve import RetrievalSettings, Retriever
+from rag.session import Session, answer_steps
 from rag.store import PgStore
 from rag.types import (
+    Chunk,
     CollectionStatus,
     Connector,
     Document,
@@ -71,7 +77,7 @@ class Rosetta:
 
     def __init__(self, config: Config, database: Database, store: PgStore, notice: Callable[[str], None],
                  encoder: Encoder | None = None, reranker: Reranker | None = None,
-                 translator: Translator | None = None) -> None:
+                 translator: Translator | None = None, generator: Generator | None = None) -> None:
         self.config = config
         self.database = database
         self.store = store
@@ -79,6 +85,8 @@ class Rosetta:
         self._custom_encoder = encoder
         self._custom_reranker = reranker
         self._translator = translator
+        self._custom_generator = generator
+        self._generators: dict[tuple[str, GeneratorKind | None], Generator] = {}
         self._retrievers: dict[str, Retriever] = {}
         self._encoders: dict[str, Encoder] = {}
         self._detector: LanguageDetector | None = None
@@ -86,11 +94,11 @@ class Rosetta:
     @classmethod
     def open(cls, config: Config | None = None, notice: Callable[[str], None] | None = None,
              encoder: Encoder | None = None, reranker: Reranker | None = None,
-             translator: Translator | None = None) -> Rosetta:
+             translator: Translator | None = None, generator: Generator | None = None) -> Rosetta:
         """Connect (starting the embedded Postgres when no URL is configured) and migrate the schema.
 
-        ``encoder`` and ``reranker`` replace the configured ones with any object satisfying their
-        Protocol; ``translator`` turns on translated sparse legs for cross-lingual search.
+        ``encoder``, ``reranker`` and ``generator`` replace the configured ones with any object satisfying
+        their Protocol; ``translator`` turns on translated sparse legs for cross-lingual search.
         """
         config = config or load_config()
         db = config.db
@@ -101,7 +109,8 @@ class Rosetta:
         except BaseException:
             database.close()
             raise
-        return cls(config, database, store, notice or (lambda message: None), encoder, reranker, translator)
+        return cls(config, database, store, notice or (lambda message: None), encoder, reranker, translator,
+                   generator)
 
     def __enter__(self) -> Self:
         return self
@@ -200,22 +209,7 @@ class Rosetta:
     def _reranker(self) -> Reranker | None:
         if self._custom_reranker is not None:
             return self._custom_reranker
-        r = self.config.retrieval
-        device = self.config.models.device
-        if r.reranker is RerankerKind.CROSS_ENCODER:
-            from rag.rerankers.cross_encoder import CrossEncoderReranker
-
-            return CrossEncoderReranker.load(r.reranker_model or CrossEncoderReranker.DEFAULT_MODEL, device)
-        if r.reranker is RerankerKind.COLBERT:
-            from rag.rerankers.colbert import ColbertReranker
-
-            return ColbertReranker.load(r.reranker_model or self.config.models.bge_m3_model, device)
-        if r.reranker is RerankerKind.COHERE:
-            from rag.rerankers.cohere import CohereReranker
-
-            return CohereReranker.load(r.reranker_model or CohereReranker.DEFAULT_MODEL, r.cohere_api_key_env,
-                                       r.cohere_base_url)
-        return None
+        return build_reranker(self.config.retrieval, self.config.models.device, self.config.models.bge_m3_model)
 
     def search(
         self,
@@ -232,6 +226,64 @@ class Rosetta:
         retrieval = self.config.retrieval
         return self.retriever(collection).search(query, k or retrieval.k, where, mode or retrieval.mode,
                                                  rerank, translate)
+
+    def generator(self, collection: str | None = None, kind: GeneratorKind | None = None) -> Generator:
+        """The (cached) generator: the one given to open(), else ``kind`` or the configured one (``auto``
+        announces its choice); the extractive generator scores sentences with the collection's encoder."""
+        if self._custom_generator is not None and kind is None:
+            return self._custom_generator
+        name = check_collection_name(collection or self.config.collection)
+        key = (name, kind)
+        if key not in self._generators:
+            g = self.config.generation
+            chosen = kind if kind is not None and kind is not GeneratorKind.AUTO else generator_kind(g, self._notice)
+            self._generators[key] = build_generator(g, chosen, self.encoder(name))
+        return self._generators[key]
+
+    def translator(self, collection: str | None = None) -> Translator | None:
+        """A translator backed by the generator when it is a language model, else None."""
+        generator = self.generator(collection)
+        return GeneratorTranslator(generator, self.config.generation.max_tokens) if generator.is_llm else None
+
+    @overload
+    def ask(self, question: str, *, collection: str | None = None, language: str | None = None,
+            k: int | None = None, where: Filter | None = None, stream: Literal[False] = False,
+            history: Sequence[Answer] = (), generator: GeneratorKind | None = None) -> Answer: ...
+
+    @overload
+    def ask(self, question: str, *, collection: str | None = None, language: str | None = None,
+            k: int | None = None, where: Filter | None = None, stream: Literal[True],
+            history: Sequence[Answer] = (), generator: GeneratorKind | None = None) -> Iterator[str | Answer]: ...
+
+    def ask(self, question: str, *, collection: str | None = None, language: str | None = None,
+            k: int | None = None, where: Filter | None = None, stream: bool = False,
+            history: Sequence[Answer] = (), generator: GeneratorKind | None = None
+            ) -> Answer | Iterator[str | Answer]:
+        """Answer ``question`` in ``language`` (default: the question's) with checked citations.
+
+        ``history`` holds earlier answers of a conversation (a follow-up is rewritten into a standalone
+        question); ``stream=True`` yields text deltas, then the Answer.
+
+        >>> answer = rosetta.ask("How often must the air filter be replaced?", collection="demo")
+        >>> answer.text, answer.citations[0].uri, answer.citations[0].quote
+        """
+        name = check_collection_name(collection or self.config.collection)
+        self.retriever(name)  # fails early, naming the fix, when the collection does not exist
+        steps = answer_steps(self, question, name, language, k, where, history, self.generator(name, generator),
+                             stream)
+        return streamed(steps) if stream else drain(steps)
+
+    def session(self, *, collection: str | None = None, language: str | None = None,
+                where: Filter | None = None, k: int | None = None) -> Session:
+        """A conversation: follow-ups are rewritten with the history before retrieval."""
+        return Session(self, collection, language, where, k)
+
+    def context(self, hit: Hit, radius: int = 1) -> list[Chunk]:
+        """A hit's chunk with ``radius`` neighbours either side in its document, in reading order."""
+        stored = self.store.collection(hit.collection or self.config.collection)
+        if stored is None:
+            raise StoreError(f"collection {hit.collection!r} no longer exists")
+        return self.store.neighbours(stored, hit.chunk, radius)
 
     def status(self) -> Status:
         """Counts per collection and language, and the database's versions and size."""

@@ -110,6 +110,27 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
     return _split(text, start, stop, _sentence_cuts(text, start, stop))
 
 
+# A line break inside a paragraph (hard-wrapped Markdown or text): not before a blank line, a list item,
+# a heading, a quote or a table row, and not after a heading line.
+_WRAP = re.compile(r"(?<=[^\n])\n(?![\n\t ]*(?:[-*+>|#]|\d{1,3}[.)])\s|\s*\n)")
+
+
+def split_prose(text: str) -> list[Span]:
+    """Sentence spans of running text: like split_sentences, but a line break inside a paragraph does not
+    end a sentence (offsets stay those of ``text``; only the line breaks are read as spaces)."""
+    return split_sentences(_unwrap(text))
+
+
+def _unwrap(text: str) -> str:
+    """``text`` with in-paragraph line breaks read as spaces (same length, so offsets hold)."""
+    out = list(text)
+    for match in _WRAP.finditer(text):
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        if not text[line_start:match.start()].lstrip().startswith("#"):
+            out[match.start()] = " "
+    return "".join(out)
+
+
 def _make_chunk(
     document: Document,
     ordinal: int,

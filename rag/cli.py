@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from rich.markup import escape
 
 from evals.cli import eval_app
 from rag.agent import Rosetta
+from rag.chat import ChatOptions, run_chat
 from rag.config import Config, load_config, parse_mode
 from rag.errors import RagError
 from rag.render import (
@@ -28,6 +30,7 @@ from rag.render import (
     status_json,
     status_table,
 )
+from rag.render_answer import answer_json, answer_view
 from rag.types import Filter
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rosetta: ask in your language, answer from theirs.")
@@ -147,6 +150,72 @@ def search(
         _console().print(search_table(query, hits))
 
 
+def _filter(lang: str | None, source: str | None) -> Filter | None:
+    languages = tuple(x.strip() for x in lang.split(",") if x.strip()) if lang else ()
+    return Filter(languages=languages, source=source) if languages or source else None
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question, in any language.")],
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    lang: Annotated[str | None, typer.Option(help="Answer language (default: the question's), e.g. de.")] = None,
+    generator: Annotated[str | None, typer.Option(help="auto, openai, cohere or extractive [ROSETTA_GENERATOR].")
+                         ] = None,
+    model: Annotated[str | None, typer.Option("--llm-model", help="LLM model name [ROSETTA_LLM_MODEL].")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Passages per search.")] = None,
+    only: Annotated[str | None, typer.Option("--only-lang", help="Only passages in these languages, e.g. de,ja.")
+                    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources matching this glob, e.g. '*.pdf'.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer, citations and trace as JSON.")] = False,
+) -> None:
+    """Answer in your language from documents in any language, with checked citations."""
+    with _session(ctx, collection=collection, generator=generator, llm_model=model) as rosetta:
+        where = _filter(only, source)
+        if as_json:
+            _print_json(answer_json(rosetta.ask(question, language=lang, k=k, where=where)))
+            return
+        console, streamed = _console(), []
+        try:
+            for piece in rosetta.ask(question, language=lang, k=k, where=where, stream=True):
+                if isinstance(piece, str):
+                    streamed.append(piece)
+                    console.print(piece, end="", markup=False, highlight=False)
+                else:
+                    console.print()
+                    # The streamed text stands unless checks made the model rewrite it.
+                    console.print(answer_view(piece, text="".join(streamed) != piece.text))
+                    streamed.clear()
+        finally:
+            if streamed:  # a stream that broke off: end its line before the error is printed
+                console.print()
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    lang: Annotated[str | None, typer.Option(help="Answer language (default: each question's), e.g. de.")] = None,
+    generator: Annotated[str | None, typer.Option(help="auto, openai, cohere or extractive [ROSETTA_GENERATOR].")
+                         ] = None,
+    model: Annotated[str | None, typer.Option("--llm-model", help="LLM model name [ROSETTA_LLM_MODEL].")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Passages per search.")] = None,
+    only: Annotated[str | None, typer.Option("--only-lang", help="Only passages in these languages, e.g. de,ja.")
+                    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources matching this glob, e.g. '*.pdf'.")] = None,
+    no_tty: Annotated[bool, typer.Option("--no-tty", help="Read questions from stdin, print answers as text.")
+                      ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --no-tty: one JSON object per answer line.")] = False,
+) -> None:
+    """Talk with your documents: follow-ups, /sources, /open, /translate, /export (type /help)."""
+    options = ChatOptions(lang, k, _filter(only, source), ctx.obj.debug,
+                          tty=not (no_tty or as_json) and sys.stdin.isatty(), as_json=as_json)
+    with _session(ctx, collection=collection, generator=generator, llm_model=model) as rosetta:
+        code = run_chat(rosetta, options, _console(), _console(True), sys.stdin)
+    raise typer.Exit(code)
+
+
 @bench.command("ingest")
 def bench_ingest(
     ctx: typer.Context,
@@ -162,6 +231,9 @@ def bench_ingest(
 def main() -> None:
     """Entry point of the ``rosetta`` script."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # psycopg's pool logs each failed reconnect; without a handler Python prints them to stderr, which
+    # would bury the one red line that says what to do. --debug tracebacks still show the cause.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     app()
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import platformdirs
-import tomllib
 
 from rag.errors import ConfigError
 from rag.types import SearchMode
@@ -135,6 +135,57 @@ class RetrievalConfig:
             raise ConfigError(f"retrieval weights must be >= 0, got {self.dense_weight}, {self.sparse_weight}")
 
 
+class GeneratorKind(Enum):
+    """Which generator writes answers; ``auto`` picks OpenAI, then Cohere, then extractive."""
+
+    AUTO = "auto"
+    OPENAI = "openai"
+    COHERE = "cohere"
+    EXTRACTIVE = "extractive"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    """Answer settings. Keys are named by environment variable (``*_api_key_env``), never stored here.
+
+    ``base_url`` points the OpenAI generator at any OpenAI-compatible server (vLLM, Ollama, llama.cpp,
+    LM Studio). ``support_threshold`` None means the encoder's calibrated default (see rag/cite.py).
+    """
+
+    generator: GeneratorKind = GeneratorKind.AUTO
+    model: str | None = None
+    base_url: str | None = None
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    cohere_api_key_env: str = "COHERE_API_KEY"
+    cohere_base_url: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    k: int = 6
+    max_steps: int = 4
+    max_passages: int = 16
+    repair: bool = True
+    support_threshold: float | None = None
+    extractive_sentences: int = 3
+    extractive_passage_weight: float = 0.25  # measured: see rag/generators/extractive.py
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.extractive_passage_weight <= 1:
+            raise ConfigError("generation.extractive_passage_weight must be in [0, 1], "
+                              f"got {self.extractive_passage_weight}")
+        for name in ("max_tokens", "k", "max_steps", "max_passages", "extractive_sentences"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"generation.{name} must be >= 1, got {getattr(self, name)}")
+        if self.timeout_s <= 0 or self.max_retries < 0:
+            raise ConfigError(f"generation.timeout_s must be > 0 and max_retries >= 0, got {self.timeout_s}, "
+                              f"{self.max_retries}")
+        if not 0 <= self.temperature <= 2:
+            raise ConfigError(f"generation.temperature must be in [0, 2], got {self.temperature}")
+        if self.support_threshold is not None and not -1 <= self.support_threshold <= 1:
+            raise ConfigError(f"generation.support_threshold must be in [-1, 1], got {self.support_threshold}")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything Rosetta can be configured with."""
@@ -143,6 +194,7 @@ class Config:
     models: ModelConfig = field(default_factory=ModelConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
     collection: str = "default"
 
     def __post_init__(self) -> None:
@@ -176,6 +228,11 @@ def parse_mode(text: str) -> SearchMode:
     return _parse_enum(SearchMode, text, "search mode")
 
 
+def parse_generator(text: str) -> GeneratorKind:
+    """Parse a generator name: ``auto``, ``openai``, ``cohere`` or ``extractive``."""
+    return _parse_enum(GeneratorKind, text, "generator")
+
+
 def parse_encoder(text: str) -> EncoderKind:
     """Parse an encoder name such as ``auto``, ``bge-m3`` or ``e5-small``."""
     return _parse_enum(EncoderKind, text, "encoder")
@@ -197,10 +254,17 @@ _ENV = {
     "ROSETTA_SEARCH_MODE": ("retrieval", "mode"),
     "ROSETTA_CROSS_LANGUAGE_SPARSE_WEIGHT": ("retrieval", "cross_language_sparse_weight"),
     "ROSETTA_FUSE_IN_SQL": ("retrieval", "fuse_in_sql"),
+    "ROSETTA_GENERATOR": ("generation", "generator"),
+    "ROSETTA_LLM_MODEL": ("generation", "model"),
+    "ROSETTA_LLM_BASE_URL": ("generation", "base_url"),
+    "ROSETTA_EXTRACTIVE_PASSAGE_WEIGHT": ("generation", "extractive_passage_weight"),
 }
 _INTS = {"max_tokens", "max_bytes", "pool_min", "pool_max", "batch_size", "sparse_max_terms", "k", "k_dense",
-         "k_sparse", "rrf_k", "ef_search", "translate_languages", "rerank_candidates"}
-_FLOATS = {"timeout_s", "dense_weight", "sparse_weight", "cross_language_sparse_weight"}
+         "k_sparse", "rrf_k", "ef_search", "translate_languages", "rerank_candidates", "max_retries", "max_steps", "max_passages",
+         "extractive_sentences"}
+_FLOATS = {"timeout_s", "dense_weight", "sparse_weight", "cross_language_sparse_weight", "temperature",
+           "support_threshold", "extractive_passage_weight"}
+_BOOLS = {"fuse_in_sql", "repair"}
 
 
 def _coerce(section: str, name: str, value: object) -> object:
@@ -219,7 +283,9 @@ def _coerce(section: str, name: str, value: object) -> object:
             return int(str(value))
         except ValueError:
             raise ConfigError(f"{section}.{name} must be an integer, got {value!r}") from None
-    if name == "fuse_in_sql":
+    if name == "generator":
+        return value if isinstance(value, GeneratorKind) else parse_generator(str(value))
+    if name in _BOOLS:
         if isinstance(value, bool):
             return value
         if str(value).lower() not in {"true", "false", "1", "0", "yes", "no"}:
@@ -260,8 +326,9 @@ def _read_toml(path: Path) -> Mapping[str, object]:
 def _from_toml(config: Config, data: Mapping[str, object], path: Path) -> Config:
     for key, value in data.items():
         if isinstance(value, Mapping):
-            if key not in {"db", "models", "ingest", "retrieval"}:
-                raise ConfigError(f"{path}: unknown section [{key}]; known: db, models, ingest, retrieval")
+            if key not in {"db", "models", "ingest", "retrieval", "generation"}:
+                raise ConfigError(f"{path}: unknown section [{key}]; known: db, models, ingest, retrieval, "
+                                  "generation")
             for name, item in value.items():
                 config = _apply(config, key, name, item)
         elif key == "collection":
@@ -291,6 +358,8 @@ def load_config(
     collection: str | None = None,
     max_tokens: int | None = None,
     max_bytes: int | None = None,
+    generator: str | GeneratorKind | None = None,
+    llm_model: str | None = None,
 ) -> Config:
     """Build the Config from defaults, a TOML file, ``ROSETTA_*`` variables and explicit overrides."""
     env = os.environ if environ is None else environ
@@ -309,6 +378,8 @@ def load_config(
         ("", "collection"): collection,
         ("ingest", "max_tokens"): max_tokens,
         ("ingest", "max_bytes"): max_bytes,
+        ("generation", "generator"): generator,
+        ("generation", "model"): llm_model,
     }
     for (section, name), value in overrides.items():
         if value is not None:

@@ -76,6 +76,12 @@ TERM_FREQUENCIES = """
                     WHERE c.collection_id = {collection} AND c.terms @> ARRAY[t.term])
     FROM unnest(%(terms)s::integer[]) AS t(term)
 """
+NEIGHBOURS = """
+    SELECT c.id, c.ordinal, c.text, c.start_char, c.end_char, c.language, c.page, c.heading, d.uri, d.title
+    FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+    WHERE c.collection_id = {collection} AND d.uri = %(uri)s AND c.ordinal BETWEEN %(low)s AND %(high)s
+    ORDER BY c.ordinal
+"""
 CHUNK_COUNT = "SELECT count(*) FROM {schema}.chunks WHERE collection_id = {collection}"
 
 
@@ -149,9 +155,13 @@ def collection_statement(template: str, schema: str, collection: Collection) -> 
         schema=sql.Identifier(schema), collection=sql.Literal(int(collection.id)))
 
 
+def row_to_chunk(row: tuple[Any, ...]) -> Chunk:
+    """The first ten columns of a chunk row (``_COLUMNS``) as a Chunk."""
+    chunk_id, ordinal, text, start, end, language, page, heading, uri, _title = row[:10]
+    return Chunk(chunk_id, uri, ordinal, text, start, end, language, page, tuple(heading or ()))
+
+
 def row_to_hit(row: tuple[Any, ...], collection: Collection, leg: str, rank: int,
                score: float) -> Hit:
     """A result row as a Hit carrying its leg's rank and score."""
-    chunk_id, ordinal, text, start, end, language, page, heading, uri, title = row[:10]
-    chunk = Chunk(chunk_id, uri, ordinal, text, start, end, language, page, tuple(heading or ()))
-    return Hit(chunk, title, score, (LegScore(leg, rank, score),), collection.name)
+    return Hit(row_to_chunk(row), row[9], score, (LegScore(leg, rank, score),), collection.name)

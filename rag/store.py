@@ -16,7 +16,7 @@ import psycopg
 from pgvector import SparseVector as PgSparseVector
 from pgvector import Vector
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rag.errors import SchemaMismatch, StoreError
 from rag.query import (
@@ -24,12 +24,14 @@ from rag.query import (
     DENSE_SEARCH,
     EXACT_DENSE_SEARCH,
     HYBRID_SEARCH,
+    NEIGHBOURS,
     SET_EF_SEARCH,
     SET_ITERATIVE_SCAN,
     SPARSE_SEARCH,
     TERM_FREQUENCIES,
     collection_statement,
     fused_row_to_hit,
+    row_to_chunk,
     row_to_hit,
     search_statement,
 )
@@ -90,10 +92,22 @@ def _errors(action: str) -> Iterator[None]:
         yield
     except psycopg.errors.UndefinedTable as exc:
         raise SchemaMismatch(f"{action}: Rosetta's tables are missing; run `rosetta ingest` first ({exc})") from exc
+    except PoolTimeout as exc:  # the pool's message names the server (rag.database.ServerPool)
+        raise StoreError(f"{action} failed: {exc}; check that the database server is running and reachable, "
+                         "then retry (the pool reconnects by itself), or raise db.timeout_s if it is only busy"
+                         ) from exc
+    except psycopg.errors.DiskFull as exc:
+        full = str(exc).strip().split("\n", 1)[0]  # the next line is the server's HINT, which we replace
+        raise StoreError(f"{action} failed: {full}; free disk space on the database server, then run it again "
+                         "(what was stored before stays intact)") from exc
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):  # 57P0x: the server shut down
+            raise StoreError(f"{action} failed: {str(exc).strip()}") from exc
+        lost = str(exc).strip().split("\n", 1)[0]  # libpq adds a tab-indented guess on further lines
+        raise StoreError(f"{action} failed: {lost}; check that the database server is running, then retry "
+                         "(the pool reconnects by itself)") from exc
     except psycopg.Error as exc:
         raise StoreError(f"{action} failed: {str(exc).strip()}") from exc
-    except TimeoutError as exc:  # psycopg_pool.PoolTimeout derives from it
-        raise StoreError(f"{action}: no database connection became free in time ({exc})") from exc
 
 
 def _to_pg(sparse: SparseVector | None) -> PgSparseVector | None:
@@ -264,6 +278,13 @@ class PgStore:
             rows = conn.execute(collection_statement(TERM_FREQUENCIES, self.schema, collection),
                                 {"terms": [int(t) for t in terms]}).fetchall()
         return int(total[0]) if total else 0, {int(term): int(count) for term, count in rows}
+
+    def neighbours(self, collection: Collection, chunk: Chunk, radius: int = 1) -> list[Chunk]:
+        """``chunk`` and up to ``radius`` chunks either side of it in its document, in order."""
+        params = {"uri": chunk.document_uri, "low": chunk.ordinal - radius, "high": chunk.ordinal + radius}
+        with _errors("reading a passage's neighbours"), self.pool.connection() as conn:
+            rows = conn.execute(collection_statement(NEIGHBOURS, self.schema, collection), params).fetchall()
+        return [row_to_chunk(row) for row in rows]
 
     def cached_encodings(self, model: str, hashes: Sequence[str]) -> dict[str, Encoding]:
         """Encodings cached for ``model`` under these text hashes."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rag.dialogue import GenerationRequest, Reply
 from rag.encoders.lexical import LexicalEncoder, term_index, terms
 from rag.types import Encoding
 
@@ -56,3 +57,44 @@ class HashEncoder:
     def count_tokens(self, text: str) -> int:
         """One token per term, plus two specials."""
         return len(terms(text)) + 2
+
+
+Script = Callable[[GenerationRequest], Reply]
+
+
+@dataclass(slots=True)
+class ScriptedGenerator:
+    """Replies from a script, in order: each entry is a Reply or a function of the request.
+
+    ``requests`` records every request, so tests can check the prompt, tools and passages it was given.
+    Streaming yields the reply's text in three pieces, then the Reply.
+    """
+
+    script: list[Reply | Script]
+    supports_tools: bool = True
+    native_documents: bool = False
+    is_llm: bool = True
+    name: str = "scripted"
+    requests: list[GenerationRequest] = field(default_factory=list)
+
+    def generate(self, request: GenerationRequest) -> Reply:
+        """The next scripted reply."""
+        self.requests.append(request)
+        if not self.script:
+            raise AssertionError(f"the script ran out after {len(self.requests) - 1} replies")
+        entry = self.script.pop(0)
+        return entry if isinstance(entry, Reply) else entry(request)
+
+    def stream(self, request: GenerationRequest) -> Iterator[str | Reply]:
+        """The next reply's text in pieces, then the reply."""
+        reply = self.generate(request)
+        third = max(1, len(reply.text) // 3)
+        for start in range(0, len(reply.text), third):
+            yield reply.text[start:start + third]
+        yield reply
+
+
+def cite_first(request: GenerationRequest) -> Reply:
+    """An echo model: quotes the first sentence of each passage it was given, cited (STYLE's EchoGenerator)."""
+    lines = [f"{p.hit.chunk.text.split('.')[0].strip()}. [{p.number}]" for p in request.passages[:2]]
+    return Reply(" ".join(lines) or "The passages do not say.")

@@ -94,3 +94,37 @@ def test_search_in_a_missing_collection_is_one_line(env: dict[str, str]) -> None
     result = CliRunner().invoke(app, ["search", "x", "--collection", "nowhere"], env=env)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: collection 'nowhere' does not exist")
+
+
+def test_ask_answers_in_the_question_language_with_the_german_source_cited(env: dict[str, str], demo_copy: Path
+                                                                           ) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", str(demo_copy / "de"), str(demo_copy / "en"), "--collection", "demo"], env=env)
+    env = {**env, "OPENAI_API_KEY": "", "COHERE_API_KEY": ""}  # auto -> the offline extractive generator
+    result = runner.invoke(app, ["ask", "How often must the air filter be replaced?", "--collection", "demo",
+                                 "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "generator: extractive (no LLM configured" in result.stderr
+    assert (data["generator"], data["language"], data["detected_language"], data["ok"]) == ("extractive", "en",
+                                                                                            "en", True)
+    first = data["citations"][0]
+    assert first["uri"].endswith("wartungshandbuch.md") and first["language"] == "de" and first["verified"]
+    assert "Luftfilter" in first["quote"] and first["heading"][-1] == "Luftfilter"
+    assert data["text"].startswith("No language model is configured")
+    table = runner.invoke(app, ["ask", "¿Cada cuánto tiempo hay que cambiar el filtro de aire?", "--collection",
+                                "demo"], env=env)
+    assert table.exit_code == 0, table.output
+    assert table.stdout.startswith("No hay ningún modelo de lenguaje configurado")
+    assert "Sources" in table.stdout and "wartungshandbuch.md" in table.stdout and "✓" in table.stdout
+
+
+def test_ask_with_an_unreachable_llm_is_one_red_line(env: dict[str, str], demo_copy: Path) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", str(demo_copy / "de"), "--collection", "demo"], env=env)
+    env = {**env, "ROSETTA_LLM_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-test-SECRET-123"}
+    result = runner.invoke(app, ["ask", "Wie oft?", "--collection", "demo"], env=env)
+    assert result.exit_code == 2
+    *notices, error = result.stderr.strip().splitlines()
+    assert notices == ["generator: openai (OPENAI_API_KEY is set)"]
+    assert error.startswith("error: ") and "127.0.0.1:9" in error and "SECRET" not in result.output + result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -164,7 +164,7 @@ def test_filters_restrict_language_source_metadata_and_date(rosetta: Rosetta) ->
     assert files(Filter(metadata={"front_matter.product": "Heliox HX-20"})) == {
         "wartungshandbuch.md", "release-notes.md", "garantia.md", "quick-start.md"}
     assert files(Filter(metadata={"front_matter.version": "2.3"})) == {"wartungshandbuch.md"}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert len(files(Filter(after=now - timedelta(hours=1)))) == 5
     assert files(Filter(before=now - timedelta(hours=1))) == set()
 

@@ -1,0 +1,1 @@
+"""Prompt templates: plain text files with ``$name`` placeholders (string.Template). No logic lives here."""
