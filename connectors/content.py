@@ -93,5 +93,6 @@ def _decode_as(data: bytes, uri: str, encoding: str) -> str:
 def title_from_uri(uri: str) -> str:
     """Return a fallback title: the last path segment's stem, else the host (``file:///d/Guide.md`` -> Guide)."""
     parts = urlsplit(uri)
-    stem = PurePosixPath(unquote(parts.path)).stem.replace("\x00", "")  # %00 decodes to a NUL Postgres refuses
-    return stem or parts.hostname or uri
+    stem = PurePosixPath(unquote(parts.path)).stem
+    # A NUL (%00 decodes to one) is dropped: Postgres text cannot hold it.
+    return (stem or parts.hostname or uri).replace("\x00", "")

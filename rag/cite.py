@@ -79,7 +79,9 @@ def markers(text: str) -> list[int]:
 
 def strip_markers(text: str) -> str:
     """``text`` without its citing markers (brackets of quoted source text stay), whitespace tidied."""
-    return _without(text, 0, len(text), citing_markers(text))
+    while markers := citing_markers(text):  # joining the text around a marker can form one: "[[1]1]"
+        text = _without(text, 0, len(text), markers)
+    return " ".join(text.split())
 
 
 def insert_markers(text: str, spans: Sequence[SpanCitation]) -> str:

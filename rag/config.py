@@ -22,8 +22,8 @@ from rag.types import SearchMode
 
 _E = TypeVar("_E", bound=Enum)
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_COLLECTION = re.compile(r"^[\w.-]{1,128}$")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_COLLECTION = re.compile(r"[\w.-]{1,128}")
 
 
 class EncoderKind(Enum):
@@ -50,7 +50,7 @@ class DbConfig:
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.schema):
+        if not _NAME.fullmatch(self.schema):
             raise ConfigError(f"db.schema must be a plain SQL identifier, got {self.schema!r}")
         if not 1 <= self.pool_min <= self.pool_max:
             raise ConfigError(f"db.pool_min/pool_max must satisfy 1 <= min <= max, got {self.pool_min}/{self.pool_max}")
@@ -203,7 +203,7 @@ class Config:
 
 def check_collection_name(name: str) -> str:
     """Return ``name`` if it is a valid collection name, else raise ConfigError."""
-    if not _COLLECTION.match(name):
+    if not _COLLECTION.fullmatch(name):
         raise ConfigError(
             f"collection name {name!r} is invalid: use 1-128 letters, digits, '_', '-' or '.'"
         )

@@ -37,8 +37,13 @@ class DatabaseInfo:
 
 
 def redact(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    """Return ``url`` with any password replaced by ``***``.
+
+    Covers the three places libpq takes one: ``scheme://user:password@``, a ``?password=`` parameter and
+    a ``password=...`` pair of a key=value conninfo (quoted or not).
+    """
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)", r"\1***", url)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ from rag.types import (
     SearchMode,
     SparseVector,
     Translator,
+    check_text,
 )
 
 
@@ -109,6 +110,7 @@ class Retriever:
         """The best ``k`` hits for ``query``: legs by ``mode``, fused by RRF, reranked when a reranker is set."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        check_text(query, "query")
         hits = self._fused_in_sql(query, where) if self._sql_fusion(mode, translate) else None
         if hits is None:
             rankings, weights, languages = self._legs(query, where, mode, translate)

@@ -20,7 +20,7 @@ from rag.cite import cite, strip_markers, support_threshold
 from rag.dialogue import GenerationRequest, Generator
 from rag.lang import language_name, normalize_language
 from rag.prompting import rewrite_message
-from rag.types import Filter, Hit
+from rag.types import Filter, Hit, check_text
 
 if TYPE_CHECKING:
     from rag.agent import Rosetta
@@ -62,6 +62,7 @@ def answer_steps(rosetta: Rosetta, question: str, collection: str, language: str
     """The answer loop for one question over ``collection``, wired to the facade's retriever and encoder."""
     if not question.strip():
         raise ValueError("the question is empty; type a question in any language")
+    check_text(question, "question")
     g = rosetta.config.generation
     encoder = rosetta.encoder(collection)
     detect = rosetta.detector().detect

@@ -19,6 +19,17 @@ JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
 Metadata: TypeAlias = Mapping[str, JsonValue]
 
 
+def check_text(text: str, what: str) -> str:
+    """Return ``text``, or raise ValueError if it holds a lone surrogate (an undecodable byte that Python kept
+    as ``\\udcXX``, e.g. from argv): such a string cannot be encoded, stored or hashed as UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"the {what} holds {text[exc.start]!r} at character {exc.start}, an undecodable byte, "
+                         "not text; decode the input as UTF-8 (or with errors='replace') first") from None
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
     """A character range ``[start, end)`` of a document's text with its page and heading path."""

@@ -136,6 +136,6 @@ def test_missing_path_is_reported_and_blocks_pruning(rosetta: Rosetta, demo_copy
 def test_collection_built_by_another_encoder_is_refused(config: Config, demo_copy: Path) -> None:
     with Rosetta.open(config, encoder=HashEncoder(dim=8)) as rosetta:
         rosetta.ingest([demo_copy / "de"])
-    with Rosetta.open(config, encoder=HashEncoder(dim=16, name="other")) as rosetta, \
+    with Rosetta.open(config, encoder=HashEncoder(dim=16, label="other")) as rosetta, \
             pytest.raises(SchemaMismatch, match="was built with encoder hash-fake"):
         rosetta.ingest([demo_copy / "de"])
