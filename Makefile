@@ -32,11 +32,11 @@ demo: $(VENV)/.core
 test: $(VENV)/.dev
 	$(VENV)/bin/ruff check rag connectors evals tests
 	$(VENV)/bin/mypy rag connectors evals tests
-	$(PY) -m pytest -q -m "not slow"
+	ROSETTA_TEST_REQUIRE_BGE_M3=1 $(PY) -m pytest -q -m "not slow"
 
 # The long fault runs (e.g. 20+ seeded SIGKILL-and-rerun ingests), kept out of `make test`.
 soak: $(VENV)/.dev
-	$(PY) -m pytest -q -m slow
+	ROSETTA_TEST_REQUIRE_BGE_M3=1 $(PY) -m pytest -q -m slow
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check rag connectors evals tests
