@@ -90,7 +90,7 @@ def _canonical_vocab(tokenizer_json: str) -> list[tuple[str, float]]:
 def _save_tokenizer(target: Path) -> int:
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=_train_tokenizer(),
         bos_token="<s>",
         eos_token="</s>",
