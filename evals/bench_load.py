@@ -38,7 +38,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +52,9 @@ from rag.chunk import chunk_document
 from rag.config import Config, DbConfig, IngestConfig
 from rag.encoders.hashing import HashingEncoder
 from rag.errors import RagError
-from rag.ingest import IngestProgress, IngestStatus, Pipeline, Target, run_ingest
-from rag.schema import create_collection_indexes
-from rag.types import Document
+from rag.ingest import IngestStatus, Target, run_ingest
+from rag.schema import collection_index_names, create_collection_indexes
+from rag.types import Collection, Document
 
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "manuals"
 LANGUAGES = ("en", "de", "es", "ja", "zh")
@@ -286,28 +285,15 @@ class _Progress:
                   flush=True)
 
 
-def _pipeline(rosetta: Rosetta, progress: IngestProgress) -> Pipeline:
-    """The ingest pipeline exactly as ``Rosetta.ingest`` wires it, minus its ``ensure_collection`` call
-    (which would recreate the HNSW indexes this build defers)."""
-    encoder = rosetta.encoder(COLLECTION)
-    stored = rosetta.store.collection(COLLECTION)
-    assert stored is not None
-    settings = rosetta.config.ingest
-    detect = rosetta.detector().detect
-    chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
-                    detect=detect)
-    return Pipeline(rosetta.store, stored, encoder, chunk, detect, settings.sparse_max_terms, settings.max_tokens,
-                    progress)
-
-
-def _drop_hnsw(rosetta: Rosetta) -> None:
-    """Create the collection if needed and drop its two HNSW indexes (rag.schema's names)."""
+def _drop_hnsw(rosetta: Rosetta) -> Collection:
+    """Create the collection if needed, drop its two HNSW indexes, and return it."""
     encoder = rosetta.encoder(COLLECTION)
     stored = rosetta.store.ensure_collection(COLLECTION, encoder.name, encoder.dim, encoder.sparse_dim)
     with rosetta.database.pool.connection() as conn:
-        for name in (f"chunks_dense_c{stored.id}", f"chunks_sparse_c{stored.id}"):
+        for name in collection_index_names(stored.id):
             conn.execute(sql.SQL(_DROP_INDEX).format(schema=sql.Identifier(rosetta.store.schema),
                                                      index=sql.Identifier(name)))
+    return stored
 
 
 def _build_hnsw(rosetta: Rosetta) -> float:
@@ -336,9 +322,10 @@ def ensure_base(rosetta: Rosetta, plan: BasePlan, vocab: Sequence[Vocabulary], s
     before = count_rows(rosetta)
     ingest_s = 0.0
     if (before.documents, before.chunks) != (plan.documents, plan.chunks):
-        _drop_hnsw(rosetta)
+        stored = _drop_hnsw(rosetta)
         started = time.perf_counter()
-        report = run_ingest(_pipeline(rosetta, _Progress(max(1, plan.documents // 50))),
+        # Not Rosetta.ingest: its ensure_collection would recreate the HNSW indexes dropped above.
+        report = run_ingest(rosetta.pipeline(stored, _Progress(max(1, plan.documents // 50))),
                             [Target("base", plan.corpus(vocab, seed), None)])
         ingest_s = time.perf_counter() - started
         if report.failed:

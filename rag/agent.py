@@ -26,6 +26,7 @@ from rag.session import Session, answer_steps
 from rag.store import PgStore
 from rag.types import (
     Chunk,
+    Collection,
     CollectionStatus,
     Connector,
     Document,
@@ -167,14 +168,19 @@ class Rosetta:
         name = check_collection_name(collection or self.config.collection)
         encoder = self.encoder(name)
         stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
+        targets = [self._target(path, glob) for path in paths]
+        return run_ingest(self.pipeline(stored, progress), targets, prune=prune)
+
+    def pipeline(self, stored: Collection, progress: IngestProgress | None = None) -> Pipeline:
+        """The ingest pipeline into ``stored`` (which must exist), wired from the config: the collection's
+        encoder, the language detector, the chunker. ``ingest()`` uses it; a bulk load may too."""
+        encoder = self.encoder(stored.name)
         settings = self.config.ingest
         detect = self.detector().detect
         chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
                         detect=detect)
-        targets = [self._target(path, glob) for path in paths]
-        pipeline = Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
-                            settings.max_tokens, progress)
-        return run_ingest(pipeline, targets, prune=prune)
+        return Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
+                        settings.max_tokens, progress)
 
     def _target(self, path: str | Path | Connector, glob: str | None) -> Target:
         from connectors import connector_for

@@ -115,10 +115,8 @@ def normalize_language(code: str) -> str:
     """
     cleaned = code.strip().lower().replace("_", "-")
     primary = cleaned.split("-", 1)[0]
-    if len(primary) == 3 and _SUBTAG.fullmatch(primary):
-        return _iso_639_1_of_639_3(primary) or primary
     if _SUBTAG.fullmatch(primary):
-        return primary
+        return (_iso_639_1_of_639_3(primary) or primary) if len(primary) == 3 else primary
     try:
         by_name = lingua.Language.from_str(cleaned)
     except ValueError:

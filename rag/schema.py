@@ -106,14 +106,17 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> int:
     return len(MIGRATIONS)
 
 
+def collection_index_names(collection_id: int) -> tuple[str, str]:
+    """The names of a collection's dense and sparse HNSW indexes."""
+    return f"chunks_dense_c{collection_id}", f"chunks_sparse_c{collection_id}"
+
+
 def create_collection_indexes(
     conn: psycopg.Connection[Any], schema: str, collection_id: int, dim: int, sparse_dim: int
 ) -> None:
     """Create the collection's partial HNSW indexes (dense cosine, sparse inner product)."""
-    names = {
-        "dense_index": sql.Identifier(f"chunks_dense_c{collection_id}"),
-        "sparse_index": sql.Identifier(f"chunks_sparse_c{collection_id}"),
-    }
+    dense, sparse = collection_index_names(collection_id)
+    names = {"dense_index": sql.Identifier(dense), "sparse_index": sql.Identifier(sparse)}
     for statement in COLLECTION_INDEXES:
         conn.execute(
             sql.SQL(statement).format(
