@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from connectors.formats import DEFAULT_MAX_BYTES
+from connectors.content import DEFAULT_MAX_BYTES
 from rag.errors import ConnectorError
 from rag.types import Connector
 
@@ -43,7 +43,7 @@ def web_connector(
 
 def llamaindex_connector(source: object) -> Connector:
     """Return a LlamaIndexConnector over a LlamaIndex reader or a list of its Documents."""
-    from connectors.llamaindex import LlamaIndexConnector
+    from connectors.llamaindex_reader import LlamaIndexConnector
 
     return LlamaIndexConnector(source)
 

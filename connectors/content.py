@@ -8,6 +8,9 @@ from urllib.parse import unquote, urlsplit
 
 from rag.errors import ConnectorError
 
+# The size limit of one source, unless the caller gives another (IngestConfig.max_bytes).
+DEFAULT_MAX_BYTES = 50_000_000
+
 # Byte-order marks name their encoding outright, so they win over any declared charset. UTF-32's
 # little-endian mark begins with UTF-16's, so it is checked first.
 BOMS: tuple[tuple[bytes, str], ...] = (

@@ -19,12 +19,13 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
-from connectors.content import describe, require_content, require_text, title_from_uri
-from connectors.formats import DEFAULT_MAX_BYTES, UNZIP_FACTOR
+from connectors.content import DEFAULT_MAX_BYTES, describe, require_content, require_text, title_from_uri
 from connectors.outline import Block, join_blocks
 from rag.errors import ConnectorError
 from rag.types import Document
 
+# A DOCX is a zip; its parts may unpack to this many times the size limit before we call it a zip bomb.
+UNZIP_FACTOR = 10
 DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 # Word stores built-in style names in English ("heading 1") whatever the UI language; python-docx title-cases them.
 HEADING_STYLE = re.compile(r"Heading ([1-9])\Z")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from connectors.formats import DEFAULT_MAX_BYTES, EXTENSIONS, parser_for, supported_extensions
+from connectors.content import DEFAULT_MAX_BYTES
+from connectors.formats import EXTENSIONS, parser_for, supported_extensions
 from connectors.walk import compile_glob, walk
 from rag.errors import ConnectorError
 from rag.types import Document

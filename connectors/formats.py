@@ -9,10 +9,6 @@ from rag.types import Document
 
 Parser = Callable[[bytes, str], Document]
 
-DEFAULT_MAX_BYTES = 50_000_000
-# A DOCX is a zip; its parts may unpack to this many times the size limit before we call it a zip bomb.
-UNZIP_FACTOR = 10
-
 EXTENSIONS: dict[str, str] = {
     ".txt": "text",
     ".md": "markdown",
@@ -62,7 +58,7 @@ def parser_for(kind: str, *, max_bytes: int, charset: str | None = None) -> Pars
 
         return parse_pdf
     if kind == "docx":
-        from connectors.docx import parse_docx
+        from connectors.docx import UNZIP_FACTOR, parse_docx
 
         return partial(parse_docx, max_unpacked=max_bytes * UNZIP_FACTOR)
     raise ValueError(f"unknown format {kind!r}; expected one of {sorted(set(EXTENSIONS.values()))}")

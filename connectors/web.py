@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from connectors.formats import DEFAULT_MAX_BYTES, EXTENSIONS, MEDIA_TYPES, parser_for
+from connectors.content import DEFAULT_MAX_BYTES
+from connectors.formats import EXTENSIONS, MEDIA_TYPES, parser_for
 from connectors.sitemap import parse_sitemap
 from rag.errors import ConnectorError
 from rag.types import Document

@@ -36,11 +36,11 @@ from typing import Any
 
 from evals.datasets import Dataset, Query, _read_json, load_xquad
 from evals.retrieval import DatasetKind, ingest_language
-from rag.agent import Rosetta
-from rag.answers import Answer
-from rag.cite import support_threshold
+from rag.answer.citations import support_threshold
+from rag.answer.types import Answer
 from rag.config import Config, GeneratorKind
 from rag.errors import ConfigError, ConnectorError
+from rag.rosetta import Rosetta
 from rag.types import Encoder, JsonValue
 
 METRICS = ("answer_hit", "retrieval_hit@k", "citations_verified", "all_verified", "language_ok", "ok", "seconds")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.files import uri_of
-from rag.database import start_embedded
+from rag.store.database import start_embedded
 from tests.hostile import MAX_BYTES, Corpus, Failed, Measured, build_corpus, run_measured
 
 

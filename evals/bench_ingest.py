@@ -21,9 +21,9 @@ from typing import Any
 
 import psutil
 
-from rag.agent import Rosetta
 from rag.config import Config, DbConfig, EncoderKind, ModelConfig
 from rag.encoders.e5 import E5SmallEncoder
+from rag.rosetta import Rosetta
 
 _SIZE = """
     SELECT pg_total_relation_size(format('%%I.chunks', %(schema)s::text)::regclass)

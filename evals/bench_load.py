@@ -47,13 +47,13 @@ import psycopg
 import regex
 from psycopg import sql
 
-from rag.agent import Rosetta
 from rag.chunk import chunk_document
 from rag.config import Config, DbConfig, IngestConfig
 from rag.encoders.hashing import HashingEncoder
 from rag.errors import RagError
 from rag.ingest import IngestStatus, Target, run_ingest
-from rag.schema import collection_index_names, create_collection_indexes
+from rag.rosetta import Rosetta
+from rag.store.schema import collection_index_names, create_collection_indexes
 from rag.types import Collection, Document
 
 DEMO = Path(__file__).resolve().parent.parent / "demo" / "manuals"
@@ -297,7 +297,7 @@ def _drop_hnsw(rosetta: Rosetta) -> Collection:
 
 
 def _build_hnsw(rosetta: Rosetta) -> float:
-    """Build the collection's HNSW indexes where missing, with rag.schema's DDL; return the seconds taken.
+    """Build the collection's HNSW indexes where missing, with rag.store.schema's DDL; return the seconds taken.
 
     Incremental inserts into a sparsevec HNSW graph cost ~20 ms a chunk at a few thousand rows on this
     machine and grow with the graph, so the base is loaded without the indexes and they are built once,

@@ -42,10 +42,10 @@ import numpy.typing as npt
 import psycopg
 from psycopg import sql
 
-from rag.agent import Rosetta
 from rag.config import Config, DbConfig, EncoderKind, ModelConfig
-from rag.database import ensure_pgvector, start_embedded
 from rag.encoders.cache import CachedEncoder, text_hash
+from rag.rosetta import Rosetta
+from rag.store.database import ensure_pgvector, start_embedded
 from rag.types import Encoder, SearchMode
 
 Vectors = npt.NDArray[np.float32]

@@ -1,4 +1,4 @@
-"""Calibrates the support threshold of citation checking (rag/cite.py) on XQuAD's parallel paragraphs.
+"""Calibrates the support threshold of citation checking (rag/answer/citations.py) on XQuAD's parallel paragraphs.
 
 A claim is an English (``--claim-lang``) sentence. Its *supported* score is its cosine similarity with the
 best sentence of the same paragraph in another language (its translation is there); its *unsupported*

@@ -21,7 +21,7 @@ from psycopg import sql
 from pydantic import PrivateAttr
 
 from evals.datasets import Passage
-from rag.agent import Rosetta
+from rag.rosetta import Rosetta
 from rag.types import Encoder
 
 TEXT_SEARCH_CONFIG = "simple"

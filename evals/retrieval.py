@@ -31,9 +31,9 @@ from evals.datasets import (
 )
 from evals.metrics import Scores, mean, score
 from evals.report import Leg, PairScore, Report, System, write_report
-from rag.agent import Rosetta
 from rag.config import Config
 from rag.errors import ConfigError, RagError
+from rag.rosetta import Rosetta
 from rag.types import Encoder, JsonValue, SearchMode
 
 # Chunks Rosetta returns per query: headroom so that 10 distinct units survive deduplication.

@@ -3,8 +3,19 @@
 Documents stay in their own language; questions come in yours. The public surface is this module.
 """
 
-from rag.agent import Rosetta, Status
-from rag.answers import Answer, Citation, Problem, ProblemKind, Step
+from rag.answer.conversation import Session
+from rag.answer.dialogue import (
+    GenerationRequest,
+    Generator,
+    Message,
+    Passage,
+    Reply,
+    Role,
+    SpanCitation,
+    ToolCall,
+    ToolSpec,
+)
+from rag.answer.types import Answer, Citation, Problem, ProblemKind, Step
 from rag.config import (
     Config,
     DbConfig,
@@ -17,18 +28,6 @@ from rag.config import (
     RetrievalConfig,
     load_config,
 )
-from rag.database import DatabaseInfo
-from rag.dialogue import (
-    GenerationRequest,
-    Generator,
-    Message,
-    Passage,
-    Reply,
-    Role,
-    SpanCitation,
-    ToolCall,
-    ToolSpec,
-)
 from rag.errors import (
     ConfigError,
     ConnectorError,
@@ -39,8 +38,9 @@ from rag.errors import (
     StoreError,
 )
 from rag.ingest import FileReport, IngestReport, IngestStatus
-from rag.retrieve import rrf
-from rag.session import Session
+from rag.rosetta import Rosetta, Status
+from rag.search.fusion import rrf
+from rag.store.database import DatabaseInfo
 from rag.types import (
     Chunk,
     Collection,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
 from rag.errors import ConnectorError, EncoderError
@@ -82,6 +83,41 @@ class Target:
     name: str
     connector: Connector
     scope: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Unlistable:
+    """Stands in for a target whose connector could not be built, so the run reports it and goes on."""
+
+    error: ConnectorError
+
+    def sources(self) -> Iterator[str]:
+        raise self.error
+
+    def load(self, uri: str) -> list[Document]:
+        raise self.error
+
+
+def _scope(target: str) -> str:
+    """The URI prefix a target owns: a directory's contents, a file itself, or a sitemap's site."""
+    if target.startswith(("http://", "https://")):
+        return target.rsplit("/", 1)[0] + "/" if target.endswith(".xml") else target
+    path = Path(target).expanduser().resolve()
+    return path.as_uri() + "/" if path.is_dir() else path.as_uri()
+
+
+def ingest_target(path: str | Path | Connector, glob: str | None, max_bytes: int) -> Target:
+    """A Connector object as given, or the connector for a path or URL with the URI prefix it owns (for
+    prune); a path whose connector cannot be built becomes a target that the run reports, not an error."""
+    from connectors import connector_for
+
+    if not isinstance(path, (str, Path)):
+        return Target(type(path).__name__, path, None)
+    try:
+        connector: Connector = connector_for(str(path), glob=glob, max_bytes=max_bytes)
+    except ConnectorError as exc:
+        connector = _Unlistable(exc)
+    return Target(str(path), connector, _scope(str(path)))
 
 
 @dataclass(frozen=True, slots=True)

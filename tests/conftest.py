@@ -29,7 +29,7 @@ def tiny_bge_m3(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One embedded Postgres for the session, checked for pgvector >= 0.7 (sparsevec)."""
-    from rag.database import ensure_pgvector, start_embedded
+    from rag.store.database import ensure_pgvector, start_embedded
 
     data_dir = tmp_path_factory.mktemp("pg")
     url, server = start_embedded(data_dir)
@@ -59,8 +59,8 @@ def config(pg_url: str, schema: str, tmp_path: Path) -> Config:
 @pytest.fixture
 def store(config: Config) -> Iterator[PgStore]:
     """A migrated PgStore on a fresh schema."""
-    from rag.database import Database
     from rag.store import PgStore
+    from rag.store.database import Database
 
     database = Database.open(config.db.url, config.db.data_dir)
     pg_store = PgStore(database.pool, config.db.schema)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from rag.dialogue import GenerationRequest, Reply
+from rag.answer.dialogue import GenerationRequest, Reply
 from rag.encoders.hashing import HashingEncoder
 from rag.types import Encoding
 

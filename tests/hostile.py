@@ -29,7 +29,7 @@ from pathlib import Path
 from reportlab.lib.pdfencrypt import StandardEncryption
 from reportlab.pdfgen import canvas
 
-from connectors.formats import UNZIP_FACTOR
+from connectors.docx import UNZIP_FACTOR
 from tests.fixtures_docs import PNG_BYTES, docx_bytes, pdf_bytes, scanned_pdf_bytes
 
 MAX_BYTES = 16_000_000

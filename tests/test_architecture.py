@@ -1,29 +1,51 @@
-"""The dependency arrows of STYLE.md, and the public surface."""
+"""The house rules (STYLE.md, README "Layout"): no import cycles, no evals in the product, imports run one
+way through the layers, and the public surface is explicit.
+
+Every ``import`` in a file counts: at module level, under ``if TYPE_CHECKING:`` and inside functions.
+"""
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
 import rag
 
 ROOT = Path(__file__).resolve().parent.parent
-FOUNDATION = {"rag.types", "rag.errors", "rag.dialogue", "rag.answers"}
-# Parts build on the foundation only; a part may use the modules of its own group.
-PART_GROUPS = {
-    "rag.lang": {"rag.lang"},
-    "rag.chunk": {"rag.chunk"},
-    "rag.database": {"rag.database"},
-    "rag.store": {"rag.store", "rag.schema", "rag.query"},
-    "rag.query": {"rag.query"},
-    "rag.schema": {"rag.schema"},
-    "rag.prompting": {"rag.prompting"},
-    "rag.cite": {"rag.cite"},
+PRODUCT = ("rag", "connectors")
+LAYERS = ("foundation", "config", "part", "pipeline", "facade", "top")
+# Where each module sits; a module belongs to its longest listed prefix (``rag`` itself is only the package).
+PLACES = {
+    "rag.types": "foundation", "rag.errors": "foundation",
+    "rag.config": "config",
+    "rag.lang": "part", "rag.chunk": "part", "rag.encoders": "part", "rag.store": "part",
+    "rag.search": "part", "rag.search.fusion": "part", "rag.search.rerankers": "part", "rag.answer": "part",
+    "connectors": "part",
+    "rag.ingest": "pipeline", "rag.search.retriever": "pipeline", "rag.answer.loop": "pipeline",
+    "rag.answer.conversation": "pipeline", "rag.build": "pipeline",
+    "rag.rosetta": "facade",
+    "rag.cli": "top", "rag.llamaindex_retriever": "top",
 }
-ABOVE_PARTS = {"rag.ingest", "rag.retrieve", "rag.agent", "rag.render", "rag.render_answer", "rag.cli", "rag",
-               "rag.ask", "rag.session", "rag.parts", "rag.llamaindex", "rag.chat",
-               "rag.chat_commands", "rag.chat_screen", "rag.render_chat", "rag.export"}
+# A part imports the layers below it and its own package only; these are the exceptions, with their reason.
+PART_EXEMPT = {
+    # ColBERT reranking is BGE-M3's own late interaction (the same model and heads).
+    ("rag.search.rerankers.colbert", "rag.encoders.bge_m3"),
+    # The cross-encoder shares BGE-M3's one check for the missing optional packages.
+    ("rag.search.rerankers.cross_encoder", "rag.encoders.bge_m3"),
+}
+# The one place the product reaches into evals/: the CLI's `eval` and `bench` commands import them when run.
+EVALS_EXEMPT = {"rag.cli.app": {"evals.cli", "evals.bench_ingest"}}
+
+
+@dataclass(frozen=True, slots=True)
+class Import:
+    """One imported module, and whether the import runs only when a function is called."""
+
+    name: str
+    lazy: bool
 
 
 def _module_name(path: Path) -> str:
@@ -31,61 +53,125 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-    return {name for name in found if name == "rag" or name.startswith(("rag.", "connectors"))}
+@cache
+def _files() -> dict[str, Path]:
+    return {_module_name(p): p for package in PRODUCT for p in sorted((ROOT / package).rglob("*.py"))}
 
 
-def _modules(package: str) -> dict[str, set[str]]:
-    return {_module_name(p): _imports(p) for p in sorted((ROOT / package).rglob("*.py"))}
+def _base(module: str, path: Path, level: int) -> str:
+    """The package a relative import of ``level`` dots starts from."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    return package.rsplit(".", level - 1)[0] if level > 1 else package
 
 
-def _allowed(module: str) -> set[str] | None:
-    if module in FOUNDATION:
-        # The vocabulary stacks: types (and errors) alone, then dialogue on types, then answers on both.
-        return {"rag.dialogue": {"rag.types"}, "rag.answers": {"rag.types", "rag.dialogue"}}.get(module, set())
-    if module == "rag.config":
-        return FOUNDATION
-    if module.startswith("rag.rerankers"):
-        # The ColBERT reranker is BGE-M3's own late interaction, so it may build on that encoder.
-        return FOUNDATION | {m for m in _modules("rag") if m.startswith("rag.rerankers")} | {"rag.encoders.bge_m3"}
-    if module.startswith("rag.generators"):
-        # The extractive generator's frame in the user's language is a prompt template.
-        return FOUNDATION | {m for m in _modules("rag") if m.startswith("rag.generators")} | {"rag.prompting"}
-    if module.startswith("rag.encoders"):
-        return FOUNDATION | {m for m in _modules("rag") if m.startswith("rag.encoders")}
-    if module in PART_GROUPS:
-        return FOUNDATION | PART_GROUPS[module]
+def _names(node: ast.Import | ast.ImportFrom, module: str, path: Path) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = _base(module, path, node.level) if node.level else ""
+    source = ".".join(part for part in (base, node.module or "") if part)
+    # ``from rag.answer import types`` imports the submodule; ``from rag.store import PgStore`` the package.
+    return [f"{source}.{alias.name}" if f"{source}.{alias.name}" in _files() else source for alias in node.names]
+
+
+def _walk(node: ast.AST, lazy: bool, module: str, path: Path) -> list[Import]:
+    found: list[Import] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            found += [Import(name, lazy) for name in _names(child, module, path)]
+        inner = lazy or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        found += _walk(child, inner, module, path)
+    return found
+
+
+@cache
+def _imports(module: str) -> tuple[Import, ...]:
+    path = _files()[module]
+    return tuple(_walk(ast.parse(path.read_text()), False, module, path))
+
+
+def _ours(name: str) -> str | None:
+    """The product module an imported name resolves to (its longest known prefix), or None."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in _files():
+            return ".".join(parts[:end])
     return None
 
 
-def test_parts_import_only_the_foundation_and_their_own_group() -> None:
-    broken = {}
-    for module, imports in _modules("rag").items():
-        allowed = _allowed(module)
-        if allowed is None:
-            assert module in ABOVE_PARTS, f"{module} is in no layer; add it to tests/test_architecture.py"
-            continue
-        if imports - allowed - {module}:
-            broken[module] = sorted(imports - allowed - {module})
-    assert broken == {}
+def _graph() -> dict[str, set[str]]:
+    return {m: {t for i in _imports(m) if (t := _ours(i.name)) is not None and t != m} for m in _files()}
 
 
-def test_connectors_depend_only_on_the_vocabulary() -> None:
-    broken = {m: sorted(i - FOUNDATION - {"connectors"} - {x for x in i if x.startswith("connectors")})
-              for m, i in _modules("connectors").items()}
-    assert {m: v for m, v in broken.items() if v} == {}
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = [stack.pop()]
+            while component[-1] != node:
+                component.append(stack.pop())
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
 
 
-def test_nothing_below_the_cli_imports_it_and_nothing_below_agent_imports_config_users() -> None:
-    rendering = {m for m in _modules("rag") if m.startswith("rag.render")}
-    importers = {m for m, i in _modules("rag").items() if "rag.cli" in i or i & rendering} - rendering
-    assert importers <= {"rag.cli", "rag.chat", "rag.chat_screen", "rag.export"}
+def _layer(module: str) -> str:
+    if module == "rag":
+        return "top"
+    owners = [p for p in PLACES if module == p or module.startswith(p + ".")]
+    assert owners, f"{module} is in no layer; add it to PLACES in tests/test_architecture.py"
+    return PLACES[max(owners, key=len)]
+
+
+def _group(module: str) -> str:
+    parts = module.split(".")
+    return parts[0] if parts[0] == "connectors" else ".".join(parts[:2])
+
+
+def _may_import(module: str, target: str) -> bool:
+    mine, theirs = LAYERS.index(_layer(module)), LAYERS.index(_layer(target))
+    if module.startswith("connectors"):
+        # Connectors only produce the vocabulary: Documents, and ConnectorError when they cannot.
+        return _layer(target) == "foundation" or target.startswith("connectors")
+    if theirs < mine:
+        return True
+    if theirs > mine:
+        return False
+    return _layer(module) != "part" or _group(module) == _group(target) or (module, target) in PART_EXEMPT
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_nothing_in_the_product_imports_evals_but_the_cli_commands_that_run_them() -> None:
+    eager = {m: sorted(i.name for i in _imports(m) if i.name.startswith("evals") and not i.lazy) for m in _files()}
+    lazy = {m: {i.name for i in _imports(m) if i.name.startswith("evals") and i.lazy} for m in _files()}
+    assert {m: names for m, names in eager.items() if names} == {}
+    assert {m: names for m, names in lazy.items() if names} == EVALS_EXEMPT
+
+
+def test_imports_run_one_way_through_the_layers() -> None:
+    graph = _graph()
+    broken = {m: sorted(t for t in targets if not _may_import(m, t)) for m, targets in graph.items()}
+    assert {m: targets for m, targets in broken.items() if targets} == {}
+    assert {pair for pair in PART_EXEMPT if pair[1] in graph[pair[0]]} == PART_EXEMPT  # no stale exemptions
 
 
 def test_public_surface_is_explicit_and_sorted() -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.agent import Rosetta
-from rag.answers import Answer, ProblemKind
+from rag.answer.dialogue import GenerationRequest, Passage, Reply, Role, SpanCitation, ToolCall
+from rag.answer.types import Answer, ProblemKind
 from rag.config import Config, GenerationConfig
-from rag.dialogue import GenerationRequest, Passage, Reply, Role, SpanCitation, ToolCall
 from rag.errors import StoreError
+from rag.rosetta import Rosetta
 from rag.types import Filter
 from tests.fakes import HashEncoder, Script, ScriptedGenerator
 
@@ -214,7 +214,7 @@ def test_context_returns_a_passage_with_its_neighbours_in_reading_order(rosetta:
 
 
 def test_without_a_language_model_only_short_follow_ups_carry_the_previous_question() -> None:
-    from rag.session import rewrite
+    from rag.answer.conversation import rewrite
 
     extractive = ScriptedGenerator([], is_llm=False)
     previous = Answer("Wie oft wird der Luftfilter gewechselt?", "Wie oft wird der Luftfilter gewechselt?", "de",

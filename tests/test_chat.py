@@ -16,10 +16,11 @@ import pytest
 from rich.console import Console, RenderableType
 from typer.testing import CliRunner
 
-from rag.agent import Rosetta
-from rag.answers import Answer, Citation, Step
-from rag.chat import Chat, ChatOptions, run_chat, run_pipe
-from rag.chat_commands import (
+from rag.answer.dialogue import GenerationRequest, Passage, Reply
+from rag.answer.types import Answer, Citation, Step
+from rag.cli.app import app
+from rag.cli.chat import Chat, ChatOptions, run_chat, run_pipe
+from rag.cli.chat_commands import (
     Ask,
     Clear,
     Command,
@@ -35,14 +36,13 @@ from rag.chat_commands import (
     UseCollection,
     parse,
 )
-from rag.chat_screen import Mode, Screen
-from rag.cli import app
+from rag.cli.chat_screen import Mode, Screen
+from rag.cli.export import conversation_markdown
+from rag.cli.render_answer import answer_view
+from rag.cli.render_chat import context_view, excerpt, sources_table
 from rag.config import Config, GenerationConfig
-from rag.dialogue import GenerationRequest, Passage, Reply
 from rag.errors import GenerationError
-from rag.export import conversation_markdown
-from rag.render_answer import answer_view
-from rag.render_chat import context_view, excerpt, sources_table
+from rag.rosetta import Rosetta
 from rag.types import Chunk, Filter, Hit
 from tests.fakes import HashEncoder, ScriptedGenerator, cite_first
 

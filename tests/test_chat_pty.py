@@ -18,8 +18,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from rag.agent import Rosetta
 from rag.config import Config
+from rag.rosetta import Rosetta
 from tests import llm_server
 from tests.llm_server import PROXY_VARIABLES, LlmServer, Stream, openai_completion, openai_stream, serve
 

@@ -8,10 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.answers import Citation, Problem, ProblemKind
+from rag.answer.citations import (
+    cite,
+    claims,
+    insert_markers,
+    markers,
+    own_words,
+    strip_markers,
+    support_threshold,
+)
+from rag.answer.dialogue import Passage, SpanCitation
+from rag.answer.types import Citation, Problem, ProblemKind
 from rag.chunk import split_sentences
-from rag.cite import cite, claims, insert_markers, markers, own_words, strip_markers, support_threshold
-from rag.dialogue import Passage, SpanCitation
 from rag.types import Chunk, Hit
 from tests.fakes import HashEncoder
 

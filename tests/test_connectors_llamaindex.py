@@ -10,7 +10,7 @@ from llama_index.core import SimpleDirectoryReader
 from llama_index.core.schema import Document as LlamaDocument
 
 from connectors.files import FileConnector
-from connectors.llamaindex import LlamaIndexConnector
+from connectors.llamaindex_reader import LlamaIndexConnector
 from rag.errors import ConnectorError
 from rag.types import Document, Section
 

@@ -10,7 +10,7 @@ import pytest
 
 from connectors import CONNECTORS, DEFAULT_MAX_BYTES, connector_for
 from connectors.files import FileConnector
-from connectors.llamaindex import LlamaIndexConnector
+from connectors.llamaindex_reader import LlamaIndexConnector
 from connectors.web import UrlConnector
 from rag.errors import ConnectorError
 
@@ -42,7 +42,7 @@ def test_connector_for_a_missing_path() -> None:
 def test_importing_connectors_loads_no_parser_or_client_library() -> None:
     heavy = ["bs4", "docx", "httpx", "llama_index", "lxml", "pypdfium2", "yaml"]
     code = (
-        "import sys, connectors, connectors.files, connectors.llamaindex; "
+        "import sys, connectors, connectors.files, connectors.llamaindex_reader; "
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
     result = subprocess.run(

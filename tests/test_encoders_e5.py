@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.agent import Rosetta
 from rag.config import Config, EncoderKind, ModelConfig
 from rag.encoders import load_auto
 from rag.encoders.cache import CachedEncoder
 from rag.encoders.e5 import E5SmallEncoder
 from rag.encoders.lexical import LEXICAL_DIM, LexicalEncoder, term_index, terms
+from rag.rosetta import Rosetta
 from rag.store import PgStore
 from tests.fakes import HashEncoder
 

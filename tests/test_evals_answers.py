@@ -27,9 +27,9 @@ from evals.answers import (
 from evals.cli import answers_table, eval_app
 from evals.datasets import Query, load_xquad
 from evals.retrieval import DatasetKind
-from rag.answers import Answer, Citation, Problem, ProblemKind
+from rag.answer.dialogue import Passage
+from rag.answer.types import Answer, Citation, Problem, ProblemKind
 from rag.config import Config
-from rag.dialogue import Passage
 from rag.errors import ConnectorError
 from rag.types import Chunk, Hit
 from tests.fakes import HashEncoder

@@ -18,10 +18,10 @@ import psycopg
 import pytest
 from psycopg_pool import PoolTimeout
 
-from rag.agent import Rosetta
 from rag.config import Config, DbConfig, IngestConfig
 from rag.errors import SchemaMismatch, StoreError
-from rag.store import _errors
+from rag.rosetta import Rosetta
+from rag.store.pg import _errors
 from tests.fakes import HashEncoder
 
 TIMEOUT_S = 1.0

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from rag.agent import Rosetta
 from rag.config import Config, DbConfig
 from rag.errors import StoreError
+from rag.rosetta import Rosetta
 
 Mount = Callable[[str, str], Path]
 

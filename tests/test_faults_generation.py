@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.agent import Rosetta
-from rag.answers import Answer
+from rag.answer.types import Answer
 from rag.config import Config, GenerationConfig, GeneratorKind, IngestConfig
 from rag.errors import GenerationError
+from rag.rosetta import Rosetta
 from tests.fakes import HashEncoder
 from tests.llm_server import (
     MODEL,

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 
 from connectors.content import title_from_uri
 from connectors.files import path_from_uri
-from rag.agent import Rosetta
+from rag.answer.citations import claims, insert_markers, markers, own_words
+from rag.answer.dialogue import SpanCitation
 from rag.chunk import chunk_document, chunk_id, split_prose, split_sentences
-from rag.cite import claims, insert_markers, markers, own_words
 from rag.config import Config, DbConfig, EncoderKind, ModelConfig
-from rag.dialogue import SpanCitation
 from rag.errors import StoreError
 from rag.lang import LanguageDetector, language_name, normalize_language
-from rag.query import compile_filter, glob_to_like
+from rag.rosetta import Rosetta
+from rag.store.sql import compile_filter, glob_to_like
 from rag.types import Document, Filter, JsonScalar, Section
 from tests.fakes import HashEncoder
 

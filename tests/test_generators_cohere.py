@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from rag.dialogue import (
+from rag.answer.dialogue import (
     GenerationRequest,
     Generator,
     Message,
@@ -18,9 +18,9 @@ from rag.dialogue import (
     ToolCall,
     Usage,
 )
+from rag.answer.generators.cohere import CohereGenerator, _cohere_errors
+from rag.answer.generators.status import Server
 from rag.errors import ConfigError, GenerationError
-from rag.generators.cohere import CohereGenerator, _cohere_errors
-from rag.generators.status import Server
 from rag.types import Chunk, Hit
 from tests.llm_server import (
     LlmServer,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rag.answer.dialogue import GenerationRequest, Generator, Message, Passage, Reply, Role
+from rag.answer.generators.extractive import ExtractiveGenerator
+from rag.answer.prompts import extractive_frame
 from rag.chunk import split_sentences
-from rag.dialogue import GenerationRequest, Generator, Message, Passage, Reply, Role
 from rag.encoders.e5 import E5SmallEncoder
-from rag.generators.extractive import ExtractiveGenerator
-from rag.prompting import extractive_frame
 from rag.types import Chunk, Hit
 from tests.fakes import HashEncoder
 

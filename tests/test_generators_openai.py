@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from rag.dialogue import GenerationRequest, Generator, Message, Reply, Role, ToolCall, Usage
+from rag.answer.dialogue import GenerationRequest, Generator, Message, Reply, Role, ToolCall, Usage
+from rag.answer.generators.openai import OpenAIGenerator, _openai_errors
+from rag.answer.generators.status import Server
+from rag.answer.prompts import search_tool
 from rag.errors import ConfigError, GenerationError
-from rag.generators.openai import OpenAIGenerator, _openai_errors
-from rag.generators.status import Server
-from rag.prompting import search_tool
 from rag.types import JsonValue
 from tests.llm_server import (
     MODEL,

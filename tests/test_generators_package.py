@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from rag.answer.dialogue import Generator
+from rag.answer.generators import CohereGenerator, ExtractiveGenerator, OpenAIGenerator, auto_choice
 from rag.chunk import split_sentences
-from rag.dialogue import Generator
-from rag.generators import CohereGenerator, ExtractiveGenerator, OpenAIGenerator, auto_choice
 from tests.fakes import HashEncoder
 
 NONE_CONFIGURED = ("extractive", ("generator: extractive (no LLM configured: set OPENAI_API_KEY or "
@@ -48,7 +48,7 @@ def test_all_three_satisfy_the_protocol() -> None:
 
 
 def test_importing_generators_loads_no_sdk() -> None:
-    code = ("import sys, rag.generators, rag.generators.openai, rag.generators.cohere, rag.generators.extractive; "
+    code = ("import sys, rag.answer.generators, rag.answer.generators.openai, rag.answer.generators.cohere, rag.answer.generators.extractive; "
             "print(sorted({'openai', 'cohere', 'httpx', 'httpx2', 'torch'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from connectors.files import uri_of
-from rag.agent import Rosetta
 from rag.config import Config
 from rag.ingest import FileReport, IngestReport, IngestStatus
+from rag.rosetta import Rosetta
 from tests.fakes import HashEncoder
 from tests.hostile import (
     MAX_BYTES,

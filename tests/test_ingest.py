@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from rag.agent import Rosetta
 from rag.config import Config
 from rag.errors import SchemaMismatch
 from rag.ingest import IngestReport, IngestStatus
+from rag.rosetta import Rosetta
 from tests.fakes import HashEncoder
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from connectors import llamaindex_connector
-from rag.agent import Rosetta
 from rag.config import Config
 from rag.ingest import IngestStatus
+from rag.rosetta import Rosetta
 from tests.fakes import HashEncoder
 
 

@@ -20,11 +20,11 @@ import yaml
 from psycopg import sql
 from typer.testing import CliRunner
 
-from rag.agent import Rosetta
-from rag.cli import app
+from rag.answer.dialogue import Reply, Role, ToolCall
+from rag.cli.app import app
 from rag.config import Config
-from rag.dialogue import Reply, Role, ToolCall
 from rag.errors import ConfigError
+from rag.rosetta import Rosetta
 from rag.types import CollectionStatus, Filter
 from tests.fakes import HashEncoder, ScriptedGenerator, cite_first
 

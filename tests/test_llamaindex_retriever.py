@@ -13,9 +13,9 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
 
-from rag.agent import Rosetta
 from rag.config import Config
-from rag.llamaindex import RosettaRetriever
+from rag.llamaindex_retriever import RosettaRetriever
+from rag.rosetta import Rosetta
 from rag.types import Filter, SearchMode
 from tests.fakes import HashEncoder
 

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from rag.errors import ConfigError, EncoderError, GenerationError
-from rag.rerankers.cohere import CohereReranker, _cohere_errors
-from rag.rerankers.colbert import ColbertReranker, colbert_score
-from rag.rerankers.cross_encoder import CrossEncoderReranker
+from rag.search.rerankers.cohere import CohereReranker, _cohere_errors
+from rag.search.rerankers.colbert import ColbertReranker, colbert_score
+from rag.search.rerankers.cross_encoder import CrossEncoderReranker
 from rag.types import Chunk, Hit, JsonValue, LegScore, Reranker
 
 QUESTION = "Wie oft wird der Filter gewechselt?"
@@ -169,7 +169,7 @@ def test_contract_empty_input_and_bad_k(local: Reranker) -> None:
 
 
 def test_importing_rerankers_loads_no_heavy_package() -> None:
-    code = ("import sys, rag.rerankers.cross_encoder, rag.rerankers.colbert, rag.rerankers.cohere; "
+    code = ("import sys, rag.search.rerankers.cross_encoder, rag.search.rerankers.colbert, rag.search.rerankers.cohere; "
             "print(sorted({'torch', 'sentence_transformers', 'FlagEmbedding', 'cohere'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

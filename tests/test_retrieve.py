@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.agent import Rosetta
-from rag.config import Config
+from rag.config import Config, RetrievalConfig
 from rag.errors import ConfigError, StoreError
-from rag.retrieve import RetrievalSettings, bm25_idf, rrf
+from rag.rosetta import Rosetta
+from rag.search.fusion import rrf
+from rag.search.retriever import bm25_idf
 from rag.types import Chunk, Filter, Hit, LegScore, SearchMode
 from tests.fakes import HashEncoder
 
@@ -122,11 +123,11 @@ def test_dense_search_finds_the_passage_in_another_language(rosetta: Rosetta, qu
 def test_cross_language_sparse_weight_decides_whether_words_count_across_languages(rosetta: Rosetta) -> None:
     question = "What does error code E22 mean?"
     retriever = rosetta.retriever()
-    retriever.settings = RetrievalSettings(cross_language_sparse_weight=1.0)
+    retriever.settings = RetrievalConfig(cross_language_sparse_weight=1.0)
     trusting = rosetta.search(question, k=3)
     assert trusting[0].chunk.heading[-1] == "Fehlercodes" and trusting[0].chunk.language == "de"
     assert {leg.leg for leg in trusting[0].legs} == {"dense", "sparse"}
-    retriever.settings = RetrievalSettings(cross_language_sparse_weight=0.0)
+    retriever.settings = RetrievalConfig(cross_language_sparse_weight=0.0)
     default = rosetta.search(question, k=3)
     for hit in default:
         dense, sparse = hit.leg("dense"), hit.leg("sparse")
@@ -235,9 +236,9 @@ def test_custom_reranker_reorders_fused_candidates(config: Config, demo_copy: Pa
                                       "zzzz-no-such-term"])
 @pytest.mark.parametrize("cross", [0.0, 0.5])
 def test_fusion_in_sql_equals_rrf_in_python(rosetta: Rosetta, question: str, cross: float) -> None:
-    rosetta.retriever().settings = RetrievalSettings(cross_language_sparse_weight=cross)
+    rosetta.retriever().settings = RetrievalConfig(cross_language_sparse_weight=cross)
     python = rosetta.retriever().search(question, k=20, rerank=False)
-    rosetta.retriever().settings = RetrievalSettings(fuse_in_sql=True, cross_language_sparse_weight=cross)
+    rosetta.retriever().settings = RetrievalConfig(fuse_in_sql=True, cross_language_sparse_weight=cross)
     in_sql = rosetta.retriever().search(question, k=20, rerank=False)
     assert [h.chunk.id for h in in_sql] == [h.chunk.id for h in python]
     for a, b in zip(in_sql, python):

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rag.agent import Rosetta
-from rag.cli import app
+from rag.answer.dialogue import GenerationRequest, Message, Role
+from rag.answer.generators.cohere import CohereGenerator
+from rag.answer.generators.openai import OpenAIGenerator
+from rag.cli.app import app
+from rag.cli.export import conversation_markdown
+from rag.cli.render_answer import answer_json
 from rag.config import Config, DbConfig, GeneratorKind, load_config
-from rag.dialogue import GenerationRequest, Message, Role
 from rag.errors import RagError, StoreError
-from rag.export import conversation_markdown
-from rag.generators.cohere import CohereGenerator
-from rag.generators.openai import OpenAIGenerator
-from rag.render_answer import answer_json
-from rag.rerankers.cohere import CohereReranker
+from rag.rosetta import Rosetta
+from rag.search.rerankers.cohere import CohereReranker
 from rag.types import Chunk, Hit
 from tests.fakes import HashEncoder
 from tests.llm_server import (

@@ -8,10 +8,10 @@ import numpy as np
 import psycopg
 import pytest
 
-from rag.database import Database, check_pgvector, redact
 from rag.errors import SchemaMismatch, StoreError
-from rag.schema import MIGRATIONS
 from rag.store import PgStore
+from rag.store.database import Database, check_pgvector, redact
+from rag.store.schema import MIGRATIONS
 from rag.types import Chunk, Document, Encoding, SparseVector
 
 

@@ -1,0 +1,244 @@
+"""The ``rosetta`` command: parses arguments, calls the facade, renders. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from rag.cli.chat import ChatOptions, run_chat
+from rag.cli.render import (
+    IngestBar,
+    ingest_json,
+    ingest_table,
+    search_json,
+    search_table,
+    status_json,
+    status_table,
+)
+from rag.cli.render_answer import answer_json, answer_view
+from rag.config import Config, load_config, parse_mode
+from rag.errors import RagError
+from rag.rosetta import Rosetta
+from rag.types import Filter
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rosetta: ask in your language, answer from theirs.")
+bench = typer.Typer(no_args_is_help=True, help="Benchmarks (they print numbers; see evals/).")
+app.add_typer(bench, name="bench")
+
+def _console(stderr: bool = False) -> Console:
+    # Made per call so the terminal's width and NO_COLOR/TERM=dumb are read when the command runs.
+    return Console(stderr=stderr)
+
+
+@dataclass(frozen=True, slots=True)
+class Globals:
+    """Options shared by every command."""
+
+    data_dir: Path | None
+    database_url: str | None
+    encoder: str | None
+    model: str | None
+    debug: bool
+
+
+@app.callback()
+def _globals(
+    ctx: typer.Context,
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory [ROSETTA_DATA_DIR].")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Use this Postgres instead [ROSETTA_DATABASE_URL].")] = None,
+    encoder: Annotated[str | None, typer.Option(help="auto, bge-m3 or e5-small [ROSETTA_ENCODER].")] = None,
+    model: Annotated[str | None, typer.Option(help="BGE-M3 hub id or local path [ROSETTA_BGE_M3_MODEL].")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+) -> None:
+    ctx.obj = Globals(data_dir, database_url, encoder, model, debug)
+
+
+def _config(ctx: typer.Context, **overrides: Any) -> Config:
+    g: Globals = ctx.obj
+    return load_config(data_dir=g.data_dir, database_url=g.database_url, encoder=g.encoder, bge_m3_model=g.model,
+                       **overrides)
+
+
+@contextmanager
+def _session(ctx: typer.Context, **overrides: Any) -> Iterator[Rosetta]:
+    """Open Rosetta; a RagError becomes one red line and exit code 2 (a traceback with --debug)."""
+    try:
+        config = _config(ctx, **overrides)
+        with Rosetta.open(config, notice=lambda message: _console(True).print(f"[dim]{escape(message)}[/]")) as rosetta:
+            yield rosetta
+    except RagError as exc:
+        if ctx.obj.debug:
+            _console(True).print_exception()
+        _console(True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(help="Files, directories, URLs or sitemap.xml URLs.")],
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    glob: Annotated[str | None, typer.Option(help="Only files matching this glob, e.g. '*.pdf'.")] = None,
+    prune: Annotated[bool, typer.Option(help="Delete stored documents under PATHS whose source is gone.")] = False,
+    max_bytes: Annotated[int | None, typer.Option(help="Skip files larger than this.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Load, chunk, encode and store documents; re-running only updates what changed."""
+    with _session(ctx, collection=collection, max_bytes=max_bytes) as rosetta, IngestBar(_console(True)) as bar:
+        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar)
+    if as_json:
+        _print_json(ingest_json(report))
+    else:
+        _console().print(ingest_table(report))
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Collections, documents and chunks per language, encoder, database."""
+    with _session(ctx) as rosetta:
+        result = rosetta.status()
+    if as_json:
+        _print_json(status_json(result))
+    else:
+        _console().print(status_table(result))
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="The question, in any language.")],
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    lang: Annotated[str | None, typer.Option(help="Only passages in these languages, e.g. de,ja.")] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources matching this glob, e.g. '*.pdf'.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="How many hits.")] = None,
+    mode: Annotated[str | None, typer.Option(help="dense, sparse or hybrid.")] = None,
+    rerank: Annotated[bool, typer.Option(help="Apply the configured reranker.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """Hybrid cross-lingual search: dense + sparse legs fused by RRF, then reranked."""
+    with _session(ctx, collection=collection) as rosetta:
+        where = Filter(languages=tuple(x.strip() for x in lang.split(",") if x.strip()) if lang else (),
+                       source=source)
+        hits = rosetta.search(query, k=k, where=where, mode=parse_mode(mode) if mode else None, rerank=rerank)
+        name = rosetta.config.collection
+    if as_json:
+        _print_json(search_json(query, name, hits))
+    else:
+        _console().print(search_table(query, hits))
+
+
+def _filter(lang: str | None, source: str | None) -> Filter | None:
+    languages = tuple(x.strip() for x in lang.split(",") if x.strip()) if lang else ()
+    return Filter(languages=languages, source=source) if languages or source else None
+
+
+@app.command()
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question, in any language.")],
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    lang: Annotated[str | None, typer.Option(help="Answer language (default: the question's), e.g. de.")] = None,
+    generator: Annotated[str | None, typer.Option(help="auto, openai, cohere or extractive [ROSETTA_GENERATOR].")
+                         ] = None,
+    model: Annotated[str | None, typer.Option("--llm-model", help="LLM model name [ROSETTA_LLM_MODEL].")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Passages per search.")] = None,
+    only: Annotated[str | None, typer.Option("--only-lang", help="Only passages in these languages, e.g. de,ja.")
+                    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources matching this glob, e.g. '*.pdf'.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer, citations and trace as JSON.")] = False,
+) -> None:
+    """Answer in your language from documents in any language, with checked citations."""
+    with _session(ctx, collection=collection, generator=generator, llm_model=model) as rosetta:
+        where = _filter(only, source)
+        if as_json:
+            _print_json(answer_json(rosetta.ask(question, language=lang, k=k, where=where)))
+            return
+        console, streamed = _console(), []
+        try:
+            for piece in rosetta.ask(question, language=lang, k=k, where=where, stream=True):
+                if isinstance(piece, str):
+                    streamed.append(piece)
+                    console.print(piece, end="", markup=False, highlight=False)
+                else:
+                    console.print()
+                    # The streamed text stands unless checks made the model rewrite it.
+                    console.print(answer_view(piece, text="".join(streamed) != piece.text))
+                    streamed.clear()
+        finally:
+            if streamed:  # a stream that broke off: end its line before the error is printed
+                console.print()
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    collection: Annotated[str | None, typer.Option(help="Collection name [ROSETTA_COLLECTION].")] = None,
+    lang: Annotated[str | None, typer.Option(help="Answer language (default: each question's), e.g. de.")] = None,
+    generator: Annotated[str | None, typer.Option(help="auto, openai, cohere or extractive [ROSETTA_GENERATOR].")
+                         ] = None,
+    model: Annotated[str | None, typer.Option("--llm-model", help="LLM model name [ROSETTA_LLM_MODEL].")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Passages per search.")] = None,
+    only: Annotated[str | None, typer.Option("--only-lang", help="Only passages in these languages, e.g. de,ja.")
+                    ] = None,
+    source: Annotated[str | None, typer.Option(help="Only sources matching this glob, e.g. '*.pdf'.")] = None,
+    no_tty: Annotated[bool, typer.Option("--no-tty", help="Read questions from stdin, print answers as text.")
+                      ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --no-tty: one JSON object per answer line.")] = False,
+) -> None:
+    """Talk with your documents: follow-ups, /sources, /open, /translate, /export (type /help)."""
+    options = ChatOptions(lang, k, _filter(only, source), ctx.obj.debug,
+                          tty=not (no_tty or as_json) and sys.stdin.isatty(), as_json=as_json)
+    with _session(ctx, collection=collection, generator=generator, llm_model=model) as rosetta:
+        code = run_chat(rosetta, options, _console(), _console(True), sys.stdin)
+    raise typer.Exit(code)
+
+
+@bench.command("ingest")
+def bench_ingest(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Directory to ingest.")] = Path("../shared/data/manuals"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """Ingest throughput against the raw encoder, peak RSS and bytes per chunk."""
+    from evals.bench_ingest import run
+
+    run(data, as_json=as_json)
+
+
+# The product does not depend on its evals: their commands are imported only when `rosetta eval` runs.
+@app.command("eval", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def eval_(ctx: typer.Context) -> None:
+    """Evaluations: retrieval and answer quality across query and document languages."""
+    from evals.cli import eval_app
+
+    eval_app(ctx.args, prog_name=f"{ctx.find_root().info_name} eval")
+
+
+def main() -> None:
+    """Entry point of the ``rosetta`` script."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # psycopg's pool logs each failed reconnect; without a handler Python prints them to stderr, which
+    # would bury the one red line that says what to do. --debug tracebacks still show the cause.
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
+    app()
+

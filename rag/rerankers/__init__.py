@@ -1,4 +1,0 @@
-"""Rerankers: ``cross-encoder`` (sentence-transformers), ``colbert`` (BGE-M3 late interaction), ``cohere``.
-
-Each is a class with a ``load`` classmethod; the facade (rag/agent.py) picks one from the Config.
-"""

@@ -1,0 +1,274 @@
+"""The facade: builds the parts from Config and runs ingest, search, ask (answers) and status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as Gen
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self, overload
+
+from rag.answer.conversation import AnswerParts, Session, answer_steps
+from rag.answer.dialogue import Generator
+from rag.answer.loop import drain, streamed
+from rag.answer.types import Answer
+from rag.build import GeneratorTranslator, build_generator, build_reranker, generator_kind
+from rag.chunk import chunk_document
+from rag.config import Config, EncoderKind, GeneratorKind, check_collection_name, load_config
+from rag.encoders import E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
+from rag.encoders.cache import CachedEncoder
+from rag.errors import StoreError
+from rag.ingest import IngestProgress, IngestReport, Pipeline, ingest_target, run_ingest
+from rag.lang import LanguageDetector
+from rag.search.retriever import Retriever
+from rag.store import PgStore
+from rag.store.database import Database, DatabaseInfo
+from rag.types import (
+    Chunk,
+    Collection,
+    CollectionStatus,
+    Connector,
+    Encoder,
+    Filter,
+    Hit,
+    Reranker,
+    SearchMode,
+    Translator,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Every collection's counts and the database they live in."""
+
+    collections: tuple[CollectionStatus, ...]
+    database: DatabaseInfo
+
+
+class Rosetta:
+    """Cross-lingual RAG over a Postgres + pgvector store.
+
+    >>> with Rosetta.open() as rosetta:
+    ...     report = rosetta.ingest(["manuals/"], collection="manuals")
+    ...     print(rosetta.status().collections)
+    """
+
+    def __init__(self, config: Config, database: Database, store: PgStore, notice: Callable[[str], None],
+                 encoder: Encoder | None = None, reranker: Reranker | None = None,
+                 translator: Translator | None = None, generator: Generator | None = None) -> None:
+        self.config = config
+        self.database = database
+        self.store = store
+        self._notice = notice
+        self._custom_encoder = encoder
+        self._custom_reranker = reranker
+        self._translator = translator
+        self._custom_generator = generator
+        self._generators: dict[tuple[str, GeneratorKind | None], Generator] = {}
+        self._retrievers: dict[str, Retriever] = {}
+        self._encoders: dict[str, Encoder] = {}
+        self._detector: LanguageDetector | None = None
+
+    @classmethod
+    def open(cls, config: Config | None = None, notice: Callable[[str], None] | None = None,
+             encoder: Encoder | None = None, reranker: Reranker | None = None,
+             translator: Translator | None = None, generator: Generator | None = None) -> Rosetta:
+        """Connect (starting the embedded Postgres when no URL is configured) and migrate the schema.
+
+        ``encoder``, ``reranker`` and ``generator`` replace the configured ones with any object satisfying
+        their Protocol; ``translator`` turns on translated sparse legs for cross-lingual search.
+        """
+        config = config or load_config()
+        db = config.db
+        database = Database.open(db.url, db.data_dir, db.pool_min, db.pool_max, db.timeout_s)
+        store = PgStore(database.pool, db.schema)
+        try:
+            store.migrate()
+        except BaseException:
+            database.close()
+            raise
+        return cls(config, database, store, notice or (lambda message: None), encoder, reranker, translator,
+                   generator)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.database.close()
+
+    def encoder(self, collection: str | None = None) -> Encoder:
+        """The (cached) encoder for ``collection``: the configured one, or for ``auto`` the one it was built with."""
+        name = check_collection_name(collection or self.config.collection)
+        if name not in self._encoders:
+            self._encoders[name] = CachedEncoder(self._load_encoder(name), self.store)
+        return self._encoders[name]
+
+    def _load_encoder(self, collection: str) -> Encoder:
+        if self._custom_encoder is not None:
+            return self._custom_encoder
+        models = self.config.models
+        if models.encoder is EncoderKind.E5_SMALL:
+            return E5SmallEncoder.load(batch_size=models.batch_size)
+        if models.encoder is EncoderKind.BGE_M3:
+            return load_bge_m3(models.bge_m3_model, models.device, models.batch_size)
+        existing = self.store.collection(collection)
+        if existing is not None:
+            self._notice(f"encoder: {existing.encoder} (recorded by collection {collection!r})")
+            return encoder_for_name(existing.encoder, models.device, models.batch_size)
+        return load_auto(models.bge_m3_model, models.device, models.batch_size, self._notice)
+
+    def detector(self) -> LanguageDetector:
+        """The language detector (loaded once)."""
+        if self._detector is None:
+            languages = self.config.ingest.languages
+            self._detector = LanguageDetector.load(languages) if languages else LanguageDetector.load()
+        return self._detector
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path | Connector],
+        *,
+        collection: str | None = None,
+        glob: str | None = None,
+        prune: bool = False,
+        progress: IngestProgress | None = None,
+    ) -> IngestReport:
+        """Ingest files, directories, URLs and Connector objects (e.g. a LlamaIndex reader wrapped by
+        ``connectors.llamaindex_connector``) into ``collection``; bad sources are reported, not raised.
+
+        ``prune`` only touches documents under the given paths and URLs, never a Connector object's.
+        """
+        name = check_collection_name(collection or self.config.collection)
+        encoder = self.encoder(name)
+        stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
+        targets = [ingest_target(path, glob, self.config.ingest.max_bytes) for path in paths]
+        return run_ingest(self.pipeline(stored, progress), targets, prune=prune)
+
+    def pipeline(self, stored: Collection, progress: IngestProgress | None = None) -> Pipeline:
+        """The ingest pipeline into ``stored`` (which must exist), wired from the config: the collection's
+        encoder, the language detector, the chunker. ``ingest()`` uses it; a bulk load may too."""
+        encoder = self.encoder(stored.name)
+        settings = self.config.ingest
+        detect = self.detector().detect
+        chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
+                        detect=detect)
+        return Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
+                        settings.max_tokens, progress)
+
+    def retriever(self, collection: str | None = None) -> Retriever:
+        """The (cached) retriever for an existing collection, with its encoder, reranker and translator."""
+        name = check_collection_name(collection or self.config.collection)
+        if name not in self._retrievers:
+            stored = self.store.collection(name)
+            if stored is None:
+                known = ", ".join(c.name for c in self.store.collections()) or "none yet"
+                raise StoreError(f"collection {name!r} does not exist (collections: {known}); "
+                                 f"ingest into it first: rosetta ingest PATH --collection {name}")
+            self._retrievers[name] = Retriever(self.store, self.encoder(name), stored, self.detector().detect,
+                                               self.config.retrieval, self._reranker(), self._translator)
+        return self._retrievers[name]
+
+    def _reranker(self) -> Reranker | None:
+        if self._custom_reranker is not None:
+            return self._custom_reranker
+        return build_reranker(self.config.retrieval, self.config.models.device, self.config.models.bge_m3_model)
+
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str | None = None,
+        k: int | None = None,
+        where: Filter | None = None,
+        mode: SearchMode | None = None,
+        rerank: bool = True,
+        translate: bool = True,
+    ) -> list[Hit]:
+        """The best hits for ``query`` in any language: dense + sparse legs fused by RRF, then reranked."""
+        retrieval = self.config.retrieval
+        return self.retriever(collection).search(query, k or retrieval.k, where, mode or retrieval.mode,
+                                                 rerank, translate)
+
+    def generator(self, collection: str | None = None, kind: GeneratorKind | None = None) -> Generator:
+        """The (cached) generator: the one given to open(), else ``kind`` or the configured one (``auto``
+        announces its choice); the extractive generator scores sentences with the collection's encoder."""
+        if self._custom_generator is not None and kind is None:
+            return self._custom_generator
+        name = check_collection_name(collection or self.config.collection)
+        key = (name, kind)
+        if key not in self._generators:
+            g = self.config.generation
+            chosen = kind if kind is not None and kind is not GeneratorKind.AUTO else generator_kind(g, self._notice)
+            self._generators[key] = build_generator(g, chosen, self.encoder(name))
+        return self._generators[key]
+
+    def translator(self, collection: str | None = None) -> Translator | None:
+        """A translator backed by the generator when it is a language model, else None."""
+        generator = self.generator(collection)
+        return GeneratorTranslator(generator, self.config.generation.max_tokens) if generator.is_llm else None
+
+    @overload
+    def ask(self, question: str, *, collection: str | None = None, language: str | None = None,
+            k: int | None = None, where: Filter | None = None, stream: Literal[False] = False,
+            history: Sequence[Answer] = (), generator: GeneratorKind | None = None) -> Answer: ...
+
+    @overload
+    def ask(self, question: str, *, collection: str | None = None, language: str | None = None,
+            k: int | None = None, where: Filter | None = None, stream: Literal[True],
+            history: Sequence[Answer] = (), generator: GeneratorKind | None = None) -> Iterator[str | Answer]: ...
+
+    def ask(self, question: str, *, collection: str | None = None, language: str | None = None,
+            k: int | None = None, where: Filter | None = None, stream: bool = False,
+            history: Sequence[Answer] = (), generator: GeneratorKind | None = None
+            ) -> Answer | Iterator[str | Answer]:
+        """Answer ``question`` in ``language`` (default: the question's) with checked citations.
+
+        ``history`` holds earlier answers of a conversation (a follow-up is rewritten into a standalone
+        question); ``stream=True`` yields text deltas, then the Answer.
+
+        >>> answer = rosetta.ask("How often must the air filter be replaced?", collection="demo")
+        >>> answer.text, answer.citations[0].uri, answer.citations[0].quote
+        """
+        steps = self.answer_steps(question, collection=collection, language=language, k=k, where=where,
+                                  history=history, stream=stream, generator=generator)
+        return streamed(steps) if stream else drain(steps)
+
+    def answer_steps(self, question: str, *, collection: str | None = None, language: str | None = None,
+                     k: int | None = None, where: Filter | None = None, history: Sequence[Answer] = (),
+                     stream: bool = False, generator: GeneratorKind | None = None) -> Gen[str, None, Answer]:
+        """The answer loop for one question, wired to the collection's parts: yields text deltas (when
+        ``stream``) and returns the Answer. ``ask()`` and every Session turn run it."""
+        name = check_collection_name(collection or self.config.collection)
+        self.retriever(name)  # fails early, naming the fix, when the collection does not exist
+        chosen = self.generator(name, generator)
+        per_search = k or self.config.generation.k
+
+        def search(query: str, filter_: Filter | None, other: str | None) -> list[Hit]:
+            return self.search(query, collection=other or name, k=per_search, where=filter_)
+
+        parts = AnswerParts(chosen, search, self.encoder(name), self.detector().detect, self.config.generation,
+                            per_search)
+        return answer_steps(parts, question, language, where, history, stream)
+
+    def session(self, *, collection: str | None = None, language: str | None = None,
+                where: Filter | None = None, k: int | None = None) -> Session[Rosetta]:
+        """A conversation: follow-ups are rewritten with the history before retrieval."""
+        return Session(self, collection, language, where, k)
+
+    def context(self, hit: Hit, radius: int = 1) -> list[Chunk]:
+        """A hit's chunk with ``radius`` neighbours either side in its document, in reading order."""
+        stored = self.store.collection(hit.collection or self.config.collection)
+        if stored is None:
+            raise StoreError(f"collection {hit.collection!r} no longer exists")
+        return self.store.neighbours(stored, hit.chunk, radius)
+
+    def status(self) -> Status:
+        """Counts per collection and language, and the database's versions and size."""
+        collections = tuple(self.store.status(c) for c in self.store.collections())
+        return Status(collections, self.database.info())

@@ -1,0 +1,46 @@
+"""Reciprocal Rank Fusion: ranked lists from different legs fused by rank alone (Cormack et al., 2009).
+
+Scores from different legs are not comparable, so only ranks count. Pure: no store, no encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from rag.types import Hit, LegScore
+
+
+def rrf(rankings: Sequence[Sequence[Hit]], k: int = 60, weights: Sequence[float] | None = None,
+        item_weight: Callable[[int, Hit], float] | None = None) -> list[Hit]:
+    """Fuse ranked lists: score = sum of weight / (k + rank) over the lists holding a hit (1-based ranks).
+
+    A hit missing from a list contributes nothing for it; a hit repeated within one list counts at its
+    best rank. ``item_weight(list_index, hit)``, when given, scales one hit's share of one list. Each
+    fused hit keeps every leg's LegScore. Ties break by (collection, chunk id).
+    """
+    if k < 0:
+        raise ValueError(f"rrf k must be >= 0, got {k}")
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"rrf got {len(rankings)} rankings but {len(weights)} weights")
+    scores: dict[tuple[str, str], float] = {}
+    legs: dict[tuple[str, str], list[LegScore]] = {}
+    first: dict[tuple[str, str], Hit] = {}
+    for index, (ranking, weight) in enumerate(zip(rankings, weights)):
+        seen: set[tuple[str, str]] = set()
+        for rank, hit in enumerate(ranking, start=1):
+            if hit.key in seen:
+                continue
+            seen.add(hit.key)
+            share = weight * (item_weight(index, hit) if item_weight else 1.0)
+            scores[hit.key] = scores.get(hit.key, 0.0) + share / (k + rank)
+            legs.setdefault(hit.key, []).extend(hit.legs)
+            first.setdefault(hit.key, hit)
+    fused = [replace(first[key], score=scores[key], legs=tuple(sorted(legs[key], key=_leg_order)))
+             for key in first]
+    return sorted(fused, key=lambda hit: (-hit.score, hit.key))
+
+
+def _leg_order(leg: LegScore) -> tuple[str, int, float]:
+    return (leg.leg, leg.rank, leg.score)

@@ -1,0 +1,143 @@
+"""Hybrid retrieval: a dense leg and one or more sparse legs, fused by Reciprocal Rank Fusion (fusion.py),
+then reranked.
+
+With a translator, the question is also translated into the collection's main languages and each
+translation runs its own sparse leg (``sparse:de``): lexical matching needs the document's words,
+while the dense leg is cross-lingual already and keeps the original question.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from rag.config import RetrievalConfig
+from rag.encoders.lexical import stopword_indices
+from rag.search.fusion import rrf
+from rag.store import PgStore
+from rag.types import (
+    Collection,
+    Encoder,
+    Filter,
+    Hit,
+    Reranker,
+    SearchMode,
+    SparseVector,
+    Translator,
+    check_text,
+)
+
+
+def bm25_idf(total: int, frequency: int) -> float:
+    """BM25's inverse document frequency (never negative)."""
+    return math.log(1.0 + (total - frequency + 0.5) / (frequency + 0.5))
+
+
+@dataclass(slots=True)
+class Retriever:
+    """Searches one collection with its encoder; holds the translation cache."""
+
+    store: PgStore
+    encoder: Encoder
+    collection: Collection
+    detect: Callable[[str], str | None]
+    settings: RetrievalConfig = field(default_factory=RetrievalConfig)
+    reranker: Reranker | None = None
+    translator: Translator | None = None
+    _translations: dict[tuple[str, str], str] = field(default_factory=dict)
+    _languages: tuple[str, ...] | None = None
+
+    def search(self, query: str, k: int = 10, where: Filter | None = None, mode: SearchMode = SearchMode.HYBRID,
+               rerank: bool = True, translate: bool = True) -> list[Hit]:
+        """The best ``k`` hits for ``query``: legs by ``mode``, fused by RRF, reranked when a reranker is set."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        check_text(query, "query")
+        hits = self._fused_in_sql(query, where) if self._sql_fusion(mode, translate) else None
+        if hits is None:
+            rankings, weights, languages = self._legs(query, where, mode, translate)
+            hits = rankings[0] if len(rankings) == 1 else rrf(rankings, self.settings.rrf_k, weights,
+                                                               self._language_weight(languages))
+        if rerank and self.reranker is not None and hits:
+            return self.reranker.rerank(query, hits[: max(self.settings.rerank_candidates, k)], k)
+        return hits[:k]
+
+    def _sql_fusion(self, mode: SearchMode, translate: bool) -> bool:
+        translating = translate and self.translator is not None and self.settings.translate_languages > 0
+        return self.settings.fuse_in_sql and mode is SearchMode.HYBRID and not translating
+
+    def _fused_in_sql(self, query: str, where: Filter | None) -> list[Hit] | None:
+        (encoding,) = self.encoder.encode_queries([query])
+        sparse = self._weighted(encoding.sparse, self.detect(query)) if encoding.sparse is not None else None
+        if sparse is None or not sparse.weights:
+            return None
+        k = max(self.settings.k_dense, self.settings.k_sparse)
+        return self.store.hybrid_search(self.collection, encoding.dense, sparse, k, where, self.detect(query),
+                                        self.settings)
+
+    def _language_weight(self, languages: Sequence[str | None]) -> Callable[[int, Hit], float]:
+        factor = self.settings.cross_language_sparse_weight
+
+        def weight(index: int, hit: Hit) -> float:
+            own = languages[index]
+            return 1.0 if own is None or hit.chunk.language == own else factor
+
+        return weight
+
+    def _legs(self, query: str, where: Filter | None, mode: SearchMode, translate: bool
+              ) -> tuple[list[list[Hit]], list[float], list[str | None]]:
+        """Each leg's ranking, its weight, and the language it matches words in (None for dense)."""
+        (encoding,) = self.encoder.encode_queries([query])
+        s = self.settings
+        rankings: list[list[Hit]] = []
+        weights: list[float] = []
+        languages: list[str | None] = []
+        if mode in (SearchMode.DENSE, SearchMode.HYBRID):
+            rankings.append(self.store.dense_search(self.collection, encoding.dense, s.k_dense, where, s.ef_search))
+            weights.append(s.dense_weight)
+            languages.append(None)
+        if mode in (SearchMode.SPARSE, SearchMode.HYBRID):
+            own = self.detect(query)
+            for leg, sparse in self._sparse_queries(query, own, encoding.sparse, translate):
+                rankings.append(self.store.sparse_search(self.collection, sparse, s.k_sparse, where, s.ef_search, leg))
+                weights.append(s.sparse_weight)
+                languages.append(leg.removeprefix("sparse:") if ":" in leg else own)
+        return rankings, weights, languages
+
+    def _sparse_queries(self, query: str, own: str | None, sparse: SparseVector | None, translate: bool
+                        ) -> list[tuple[str, SparseVector]]:
+        queries = [("sparse", sparse)] if sparse is not None else []
+        if translate and self.translator is not None:
+            for language in self._target_languages(own):
+                (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
+                if encoding.sparse is not None:
+                    queries.append((f"sparse:{language}", encoding.sparse))
+        languages = [own] + [leg.removeprefix("sparse:") for leg, _ in queries[1:]]
+        return [(leg, self._weighted(vector, language)) for (leg, vector), language in zip(queries, languages)]
+
+    def _weighted(self, sparse: SparseVector, language: str | None) -> SparseVector:
+        """Lexical query terms weighted by the collection's IDF, the language's stopwords dropped."""
+        if not self.encoder.lexical_idf:
+            return sparse
+        stop = stopword_indices(language, sparse.dim)
+        kept = {term: weight for term, weight in sparse.weights.items() if term not in stop}
+        # A question made only of stopwords keeps them rather than matching nothing.
+        sparse = SparseVector(kept, sparse.dim) if kept else sparse
+        total, frequencies = self.store.term_frequencies(self.collection, sorted(sparse.weights))
+        weights = {term: weight * bm25_idf(total, frequencies[term])
+                   for term, weight in sparse.weights.items() if frequencies.get(term)}
+        return SparseVector(weights, sparse.dim)
+
+    def _target_languages(self, own: str | None) -> list[str]:
+        if self._languages is None:
+            counts = self.store.status(self.collection).languages
+            self._languages = tuple(code for code in counts if code != "und")
+        return [code for code in self._languages if code != own][: self.settings.translate_languages]
+
+    def _translate(self, query: str, language: str) -> str:
+        key = (query, language)
+        if key not in self._translations:
+            assert self.translator is not None
+            self._translations[key] = self.translator.translate(query, language)
+        return self._translations[key]

@@ -1,0 +1,314 @@
+"""PgStore: collections, documents and chunks with dense ``vector`` and sparse ``sparsevec`` columns.
+
+The only module that knows pgvector's Python types; psycopg errors become StoreError here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import SparseVector as PgSparseVector
+from pgvector import Vector
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from rag.config import RetrievalConfig
+from rag.errors import SchemaMismatch, StoreError
+from rag.store.schema import create_collection_indexes, migrate
+from rag.store.sql import (
+    CHUNK_COUNT,
+    DENSE_SEARCH,
+    EXACT_DENSE_SEARCH,
+    HYBRID_SEARCH,
+    NEIGHBOURS,
+    SET_EF_SEARCH,
+    SET_ITERATIVE_SCAN,
+    SPARSE_SEARCH,
+    TERM_FREQUENCIES,
+    collection_statement,
+    fused_row_to_hit,
+    row_to_chunk,
+    row_to_hit,
+    search_statement,
+)
+from rag.types import Chunk, Collection, CollectionStatus, Document, Encoding, Filter, Hit, SparseVector
+
+_GET_COLLECTION = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections WHERE name = %(name)s"
+_LIST_COLLECTIONS = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections ORDER BY name"
+_INSERT_COLLECTION = """
+    INSERT INTO {schema}.collections (name, encoder, dense_dim, sparse_dim)
+    VALUES (%(name)s, %(encoder)s, %(dim)s, %(sparse_dim)s)
+    ON CONFLICT (name) DO NOTHING
+"""
+_DOCUMENT_HASHES = "SELECT uri, content_hash FROM {schema}.documents WHERE collection_id = %(collection)s"
+_UPSERT_DOCUMENT = """
+    INSERT INTO {schema}.documents
+        (collection_id, uri, title, language, content_type, content_hash, metadata)
+    VALUES (%(collection)s, %(uri)s, %(title)s, %(language)s, %(content_type)s, %(hash)s, %(metadata)s)
+    ON CONFLICT (collection_id, uri) DO UPDATE SET
+        title = EXCLUDED.title, language = EXCLUDED.language, content_type = EXCLUDED.content_type,
+        content_hash = EXCLUDED.content_hash, metadata = EXCLUDED.metadata, updated_at = now()
+    RETURNING id
+"""
+_DELETE_CHUNKS = "DELETE FROM {schema}.chunks WHERE document_id = %(document)s"
+_COPY_CHUNKS = """
+    COPY {schema}.chunks (collection_id, id, document_id, ordinal, text, language, page, heading,
+                          start_char, end_char, dense, sparse, sparse_cut, terms) FROM STDIN WITH (FORMAT BINARY)
+"""
+_CHUNK_TYPES = ["int4", "text", "int8", "int4", "text", "text", "int4", "text[]", "int4", "int4",
+                "vector", "sparsevec", "float4", "int4[]"]
+_DELETE_DOCUMENTS = "DELETE FROM {schema}.documents WHERE collection_id = %(collection)s AND uri = ANY(%(uris)s)"
+_COUNTS = """
+    SELECT (SELECT count(*) FROM {schema}.documents WHERE collection_id = %(collection)s),
+           (SELECT count(*) FROM {schema}.chunks WHERE collection_id = %(collection)s)
+"""
+_CHUNK_LANGUAGES = """
+    SELECT language, count(*) FROM {schema}.chunks WHERE collection_id = %(collection)s
+    GROUP BY language ORDER BY count(*) DESC, language
+"""
+_DOCUMENT_LANGUAGES = """
+    SELECT language, count(*) FROM {schema}.documents WHERE collection_id = %(collection)s
+    GROUP BY language ORDER BY count(*) DESC, language
+"""
+_CACHE_GET = """
+    SELECT text_hash, dense, sparse FROM {schema}.encoding_cache
+    WHERE model = %(model)s AND text_hash = ANY(%(hashes)s)
+"""
+_CACHE_PUT = """
+    INSERT INTO {schema}.encoding_cache (model, text_hash, dense, sparse)
+    VALUES (%(model)s, %(hash)s, %(dense)s, %(sparse)s) ON CONFLICT (model, text_hash) DO NOTHING
+"""
+
+
+@contextmanager
+def _errors(action: str) -> Iterator[None]:
+    """Translate psycopg errors into StoreError, naming what we were doing."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as exc:
+        raise SchemaMismatch(f"{action}: Rosetta's tables are missing; run `rosetta ingest` first ({exc})") from exc
+    except PoolTimeout as exc:  # the pool's message names the server (rag.store.database.ServerPool)
+        raise StoreError(f"{action} failed: {exc}; check that the database server is running and reachable, "
+                         "then retry (the pool reconnects by itself), or raise db.timeout_s if it is only busy"
+                         ) from exc
+    except psycopg.errors.DiskFull as exc:
+        full = str(exc).strip().split("\n", 1)[0]  # the next line is the server's HINT, which we replace
+        raise StoreError(f"{action} failed: {full}; free disk space on the database server, then run it again "
+                         "(what was stored before stays intact)") from exc
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):  # 57P0x: the server shut down
+            raise StoreError(f"{action} failed: {str(exc).strip()}") from exc
+        lost = str(exc).strip().split("\n", 1)[0]  # libpq adds a tab-indented guess on further lines
+        raise StoreError(f"{action} failed: {lost}; check that the database server is running, then retry "
+                         "(the pool reconnects by itself)") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"{action} failed: {str(exc).strip()}") from exc
+
+
+def _to_pg(sparse: SparseVector | None) -> PgSparseVector | None:
+    if sparse is None:
+        return None
+    return PgSparseVector({int(i): float(w) for i, w in sparse.weights.items()}, sparse.dim)
+
+
+def _dense_from_pg(value: Any) -> np.ndarray:
+    # pgvector's loaders return numpy arrays or Vector objects depending on the wire format.
+    return np.asarray(value.to_numpy() if isinstance(value, Vector) else value, dtype=np.float32)
+
+
+def _from_pg(value: PgSparseVector | None) -> SparseVector | None:
+    if value is None:
+        return None
+    return SparseVector(dict(zip(value.indices(), value.values())), value.dimensions())
+
+
+@dataclass(frozen=True, slots=True)
+class PgStore:
+    """Rosetta's tables in ``schema`` of the database behind ``pool``."""
+
+    pool: ConnectionPool
+    schema: str = "rosetta"
+
+    def _sql(self, statement: str) -> sql.Composed:
+        return sql.SQL(statement).format(schema=sql.Identifier(self.schema))
+
+    def migrate(self) -> int:
+        """Create or upgrade the tables; return the schema version."""
+        with _errors("migrating the schema"), self.pool.connection() as conn:
+            return migrate(conn, self.schema)
+
+    def collection(self, name: str) -> Collection | None:
+        """The collection called ``name``, or None."""
+        with _errors(f"reading collection {name!r}"), self.pool.connection() as conn:
+            row = conn.execute(self._sql(_GET_COLLECTION), {"name": name}).fetchone()
+        return Collection(*row) if row else None
+
+    def collections(self) -> list[Collection]:
+        """Every collection, by name."""
+        with _errors("listing collections"), self.pool.connection() as conn:
+            return [Collection(*row) for row in conn.execute(self._sql(_LIST_COLLECTIONS))]
+
+    def ensure_collection(self, name: str, encoder: str, dim: int, sparse_dim: int) -> Collection:
+        """Return collection ``name``, creating it for this encoder; SchemaMismatch if another encoder built it."""
+        with _errors(f"creating collection {name!r}"), self.pool.connection() as conn, conn.transaction():
+            conn.execute(self._sql(_INSERT_COLLECTION),
+                         {"name": name, "encoder": encoder, "dim": dim, "sparse_dim": sparse_dim})
+            row = conn.execute(self._sql(_GET_COLLECTION), {"name": name}).fetchone()
+            assert row is not None
+            found = Collection(*row)
+            if (found.encoder, found.dim, found.sparse_dim) == (encoder, dim, sparse_dim):
+                create_collection_indexes(conn, self.schema, found.id, dim, sparse_dim)
+        if (found.encoder, found.dim, found.sparse_dim) != (encoder, dim, sparse_dim):
+            raise SchemaMismatch(
+                f"collection {name!r} was built with encoder {found.encoder} ({found.dim}-d); it cannot be "
+                f"opened with {encoder} ({dim}-d). Use --encoder to match it, or choose another --collection"
+            )
+        return found
+
+    def document_hashes(self, collection: Collection) -> dict[str, str]:
+        """``{uri: content_hash}`` of every document in the collection."""
+        with _errors("reading document hashes"), self.pool.connection() as conn:
+            rows = conn.execute(self._sql(_DOCUMENT_HASHES), {"collection": collection.id})
+            return {str(uri): str(digest) for uri, digest in rows}
+
+    def replace_document(
+        self,
+        collection: Collection,
+        document: Document,
+        content_hash: str,
+        chunks: Sequence[Chunk],
+        encodings: Sequence[Encoding],
+        sparse_max_terms: int = 1000,
+    ) -> int:
+        """Insert or replace a document and all its chunks in one transaction; return the chunk count."""
+        if len(chunks) != len(encodings):
+            raise ValueError(f"{len(chunks)} chunks but {len(encodings)} encodings for {document.uri}")
+        params = {
+            "collection": collection.id, "uri": document.uri, "title": document.title,
+            "language": document.language or "und", "content_type": document.content_type,
+            "hash": content_hash, "metadata": json.dumps(document.metadata, ensure_ascii=False, default=str),
+        }
+        with _errors(f"storing {document.uri}"), self.pool.connection() as conn, conn.transaction():
+            row = conn.execute(self._sql(_UPSERT_DOCUMENT), params).fetchone()
+            assert row is not None
+            conn.execute(self._sql(_DELETE_CHUNKS), {"document": row[0]})
+            with conn.cursor() as cursor, cursor.copy(self._sql(_COPY_CHUNKS)) as copy:
+                copy.set_types(_CHUNK_TYPES)
+                for chunk, encoding in zip(chunks, encodings):
+                    copy.write_row(_chunk_row(collection, int(row[0]), chunk, encoding, sparse_max_terms))
+        return len(chunks)
+
+    def delete_documents(self, collection: Collection, uris: Sequence[str]) -> int:
+        """Delete documents (and their chunks) by URI; return how many were deleted."""
+        with _errors("deleting documents"), self.pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(self._sql(_DELETE_DOCUMENTS), {"collection": collection.id, "uris": list(uris)})
+            return cursor.rowcount
+
+    def status(self, collection: Collection) -> CollectionStatus:
+        """Document and chunk counts, chunks and documents per language."""
+        args = {"collection": collection.id}
+        with _errors(f"reading status of {collection.name!r}"), self.pool.connection() as conn:
+            counts = conn.execute(self._sql(_COUNTS), args).fetchone()
+            assert counts is not None
+            languages = {str(k): int(v) for k, v in conn.execute(self._sql(_CHUNK_LANGUAGES), args)}
+            doc_languages = {str(k): int(v) for k, v in conn.execute(self._sql(_DOCUMENT_LANGUAGES), args)}
+        return CollectionStatus(collection.name, collection.encoder, collection.dim, int(counts[0]),
+                                int(counts[1]), languages, doc_languages)
+
+    def dense_search(self, collection: Collection, query: np.ndarray, k: int, where: Filter | None = None,
+                     ef_search: int = 100) -> list[Hit]:
+        """The ``k`` chunks nearest to ``query`` by cosine distance (HNSW), as Hits of leg ``dense``."""
+        if query.shape != (collection.dim,):
+            raise SchemaMismatch(f"query vector has shape {query.shape}; collection {collection.name!r} "
+                                 f"stores {collection.dim}-d vectors")
+        statement, params = search_statement(DENSE_SEARCH, self.schema, collection, collection.dim, where)
+        rows = self._search(statement, {**params, "query": query, "k": k}, where, ef_search)
+        return [row_to_hit(row, collection, "dense", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
+
+    def exact_dense_search(self, collection: Collection, query: np.ndarray, k: int,
+                           where: Filter | None = None) -> list[Hit]:
+        """Like ``dense_search`` but by a full scan, without the index: the ground truth for ANN recall."""
+        statement, params = search_statement(EXACT_DENSE_SEARCH, self.schema, collection, collection.dim, where)
+        with _errors("exact dense search"), self.pool.connection() as conn:
+            rows = conn.execute(statement, {**params, "query": query, "k": k}).fetchall()
+        return [row_to_hit(row, collection, "exact", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
+
+    def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
+                      ef_search: int = 100, leg: str = "sparse") -> list[Hit]:
+        """The ``k`` chunks with the largest inner product with ``query``, as Hits of leg ``leg``."""
+        if query.dim != collection.sparse_dim:
+            raise SchemaMismatch(f"sparse query has {query.dim} dimensions; collection {collection.name!r} "
+                                 f"uses {collection.sparse_dim}")
+        if not query.weights:
+            return []
+        statement, params = search_statement(SPARSE_SEARCH, self.schema, collection, collection.sparse_dim, where)
+        rows = self._search(statement, {**params, "query": _to_pg(query), "k": k}, where, ef_search)
+        # The index also returns chunks sharing no term (inner product 0) once the matches run out.
+        matching = [row for row in rows if float(row[10]) < 0]
+        return [row_to_hit(row, collection, leg, rank, -float(row[10])) for rank, row in enumerate(matching, 1)]
+
+    def hybrid_search(self, collection: Collection, dense: np.ndarray, sparse: SparseVector, k: int,
+                      where: Filter | None, language: str | None, fusion: RetrievalConfig) -> list[Hit]:
+        """Dense and sparse legs fused by RRF inside Postgres, in one statement (same result as ``rrf``):
+        ``fusion`` gives each leg's depth and weight, RRF's k, ef_search and the cross-language weight."""
+        statement, params = search_statement(HYBRID_SEARCH, self.schema, collection, collection.dim, where)
+        params |= {"dense": dense, "sparse": _to_pg(sparse), "k": k, "k_dense": fusion.k_dense,
+                   "k_sparse": fusion.k_sparse, "rrf_k": float(fusion.rrf_k),
+                   "dense_weight": float(fusion.dense_weight), "sparse_weight": float(fusion.sparse_weight),
+                   "language": language, "cross_language_weight": float(fusion.cross_language_sparse_weight)}
+        return [fused_row_to_hit(row, collection) for row in self._search(statement, params, where, fusion.ef_search)]
+
+    def _search(self, statement: sql.Composed, params: dict[str, Any], where: Filter | None,
+                ef_search: int) -> list[tuple[Any, ...]]:
+        with _errors("search"), self.pool.connection() as conn, conn.transaction():
+            conn.execute(SET_EF_SEARCH, {"ef": str(int(ef_search))})
+            if where is not None and not where.is_empty():
+                conn.execute(SET_ITERATIVE_SCAN)
+            return conn.execute(statement, params).fetchall()
+
+    def term_frequencies(self, collection: Collection, terms: Sequence[int]) -> tuple[int, dict[int, int]]:
+        """The collection's chunk count and, per term id, how many chunks contain it (for IDF)."""
+        with _errors("counting term frequencies"), self.pool.connection() as conn:
+            total = conn.execute(collection_statement(CHUNK_COUNT, self.schema, collection)).fetchone()
+            rows = conn.execute(collection_statement(TERM_FREQUENCIES, self.schema, collection),
+                                {"terms": [int(t) for t in terms]}).fetchall()
+        return int(total[0]) if total else 0, {int(term): int(count) for term, count in rows}
+
+    def neighbours(self, collection: Collection, chunk: Chunk, radius: int = 1) -> list[Chunk]:
+        """``chunk`` and up to ``radius`` chunks either side of it in its document, in order."""
+        params = {"uri": chunk.document_uri, "low": chunk.ordinal - radius, "high": chunk.ordinal + radius}
+        with _errors("reading a passage's neighbours"), self.pool.connection() as conn:
+            rows = conn.execute(collection_statement(NEIGHBOURS, self.schema, collection), params).fetchall()
+        return [row_to_chunk(row) for row in rows]
+
+    def cached_encodings(self, model: str, hashes: Sequence[str]) -> dict[str, Encoding]:
+        """Encodings cached for ``model`` under these text hashes."""
+        with _errors("reading the encoding cache"), self.pool.connection() as conn:
+            rows = conn.execute(self._sql(_CACHE_GET), {"model": model, "hashes": list(hashes)})
+            return {str(h): Encoding(_dense_from_pg(dense), _from_pg(sparse)) for h, dense, sparse in rows}
+
+    def cache_encodings(self, model: str, encodings: Mapping[str, Encoding]) -> None:
+        """Remember encodings for ``model`` by text hash (first writer wins)."""
+        rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": _to_pg(e.sparse)} for h, e in encodings.items()]
+        with _errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(self._sql(_CACHE_PUT), rows)
+
+
+def _chunk_row(
+    collection: Collection, document_id: int, chunk: Chunk, encoding: Encoding, max_terms: int
+) -> tuple[Any, ...]:
+    if encoding.dense.shape != (collection.dim,):
+        raise SchemaMismatch(
+            f"chunk {chunk.id} has a {encoding.dense.shape[0]}-d vector; collection {collection.name!r} "
+            f"stores {collection.dim}-d vectors"
+        )
+    sparse, cut = (encoding.sparse.top(max_terms) if encoding.sparse is not None else (None, 0.0))
+    terms = sorted(sparse.weights) if sparse is not None else []
+    return (collection.id, chunk.id, document_id, chunk.ordinal, chunk.text, chunk.language, chunk.page,
+            list(chunk.heading), chunk.start, chunk.end, encoding.dense, _to_pg(sparse), cut, terms)
