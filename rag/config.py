@@ -119,7 +119,7 @@ class RetrievalConfig:
     # cost 4 points (0.704 vs 0.744). Rosetta is for manuals first, so they count in full by default.
     cross_language_sparse_weight: float = 1.0
     # Fuse dense + sparse inside Postgres in one statement instead of two queries and rrf() in Python;
-    # only for the two-leg case (translation legs are fused in Python). See evals/bench_query.py.
+    # only for the two-leg case (translation legs are fused in Python). See evals/bench_query_pipeline.py.
     fuse_in_sql: bool = False
     ef_search: int = 100
     translate_languages: int = 2

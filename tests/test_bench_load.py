@@ -9,15 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evals.bench_load import (
-    LANGUAGES,
-    Settings,
-    Workers,
-    plan_base,
-    run,
-    synthetic_document,
-    vocabularies,
-)
+from evals.bench_load import run
+from evals.bench_load_clients import Settings, Workers
+from evals.bench_load_corpus import LANGUAGES, plan_base, synthetic_document, vocabularies
 from rag.chunk import chunk_document
 from rag.config import Config
 from rag.encoders.hashing import HashingEncoder

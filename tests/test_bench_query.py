@@ -9,23 +9,20 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from evals.bench_query import (
-    QUESTIONS,
+from evals.bench_query import as_json, format_table, print_report
+from evals.bench_query_ann import (
     AnnRun,
     Storage,
     Vectors,
-    as_json,
     connect,
     drop,
     exact_top_k,
-    format_table,
     load,
-    measure_pipeline,
     measure_size,
-    print_report,
     recall,
     synthetic,
 )
+from evals.bench_query_pipeline import QUESTIONS, measure_pipeline
 from rag.config import Config
 from tests.conftest import DEMO
 from tests.fakes import HashEncoder
