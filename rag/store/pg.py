@@ -255,8 +255,7 @@ class PgStore:
 
     def hybrid_search(self, collection: Collection, dense: np.ndarray, sparse: SparseVector, k: int,
                       where: Filter | None, language: str | None, fusion: RetrievalConfig) -> list[Hit]:
-        """Dense and sparse legs fused by RRF inside Postgres, in one statement (same result as ``rrf``):
-        ``fusion`` gives each leg's depth and weight, RRF's k, ef_search and the cross-language weight."""
+        """Dense and sparse legs fused by RRF inside Postgres in one statement (same result as ``rrf``), as ``fusion`` says."""
         statement, params = search_statement(HYBRID_SEARCH, self.schema, collection, collection.dim, where)
         params |= {"dense": dense, "sparse": _to_pg(sparse), "k": k, "k_dense": fusion.k_dense,
                    "k_sparse": fusion.k_sparse, "rrf_k": float(fusion.rrf_k),
