@@ -20,6 +20,8 @@ uses); re-runs find the documents unchanged and the encodings cached. Outputs::
                    "config": {"encoder", "generator", "k", ...}}
     answers.png   heatmaps of answer_hit and retrieval_hit@k (query language x document language)
     cases.jsonl   one line per answer: ids, flags, problems and the answer text, for reading failures
+
+``evals.answers_mixed`` asks the same questions over mixed-language pools instead (``--pool mixed``).
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from evals.datasets import Dataset, Query, _read_json, load_xquad
+from evals.datasets import Dataset, Query, Span, _read_json, load_xquad
 from evals.retrieval import DatasetKind, ingest_language
 from rag.answer.citations import support_threshold
 from rag.answer.types import Answer
@@ -61,7 +63,10 @@ class Case:
 
 @dataclass(frozen=True, slots=True)
 class Judged:
-    """One answer, reduced to what the metrics count (and its text, for reading failures)."""
+    """One answer, reduced to what the metrics count (and its text, for reading failures).
+
+    ``cited_language`` is the language of the first cited passage's chunk (None without citations).
+    """
 
     question_id: str
     answer_hit: bool
@@ -73,6 +78,7 @@ class Judged:
     seconds: float
     problems: tuple[str, ...] = ()
     text: str = ""
+    cited_language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +132,8 @@ def judge(answer: Answer, case: Case, seconds: float) -> Judged:
     return Judged(case.query.id, answer_hit(answer, case.gold), retrieval_hit(answer, case.gold),
                   len(answer.citations), sum(c.verified for c in answer.citations),
                   answer.detected_language == case.query.language, answer.ok, seconds,
-                  tuple(problem.kind.value for problem in answer.problems), answer.text)
+                  tuple(problem.kind.value for problem in answer.problems), answer.text,
+                  answer.citations[0].language if answer.citations else None)
 
 
 def _share(flags: Sequence[bool]) -> float | None:
@@ -149,8 +156,12 @@ def pair_metrics(judged: Sequence[Judged]) -> dict[str, float | None]:
 
 def mean_metrics(pairs: Sequence[PairAnswers]) -> dict[str, float | None]:
     """Each metric's mean over the pairs that have it (macro: every pair weighs the same)."""
-    per_pair = [pair_metrics(p.judged) for p in pairs]
-    values = {name: [v for m in per_pair if (v := m[name]) is not None] for name in METRICS}
+    return average([pair_metrics(p.judged) for p in pairs])
+
+
+def average(metrics: Sequence[Mapping[str, float | None]]) -> dict[str, float | None]:
+    """Each metric's mean over the ``metrics`` that have it; None where none has."""
+    values = {name: [v for m in metrics if (v := m[name]) is not None] for name in METRICS}
     return {name: math.fsum(v) / len(v) if v else None for name, v in values.items()}
 
 
@@ -179,13 +190,23 @@ def cases(dataset: Dataset, gold: Gold, query_lang: str, doc_lang: str, limit: i
     """The pair's questions whose gold span lies in their doc-language paragraph, in dataset order; with a
     ``limit``, the eligible ids first in one seeded order of ids, so every pair samples the same ids."""
     paragraphs = {document.uri: document.text for document in dataset.documents.get(doc_lang, ())}
-    found = []
-    for query, spans in dataset.judged(query_lang, doc_lang):
-        text = " ".join(paragraphs.get(span.uri, "") for span in spans)
-        kept = tuple(span for span in gold.get((query.id, doc_lang), ()) if holds(text, [span]))
-        found += [Case(query, doc_lang, kept)] if kept else []
+    found = [case for query, spans in dataset.judged(query_lang, doc_lang)
+             if (case := gold_case(query, doc_lang, spans, gold, paragraphs))]
+    return sample(found, limit, seed)
+
+
+def gold_case(query: Query, doc_lang: str, spans: Iterable[Span], gold: Gold, paragraphs: Mapping[str, str]
+              ) -> Case | None:
+    """``query``'s case over ``doc_lang``: the gold texts that its gold ``spans``' paragraphs hold; None without."""
+    text = " ".join(paragraphs.get(span.uri, "") for span in spans)
+    kept = tuple(span for span in gold.get((query.id, doc_lang), ()) if holds(text, [span]))
+    return Case(query, doc_lang, kept) if kept else None
+
+
+def sample(found: Sequence[Case], limit: int | None, seed: int = SEED) -> list[Case]:
+    """``found`` in order, or with a ``limit`` those first in one seeded order of their question ids."""
     if limit is None or limit >= len(found):
-        return found
+        return list(found)
     picked = set(sorted(range(len(found)), key=lambda i: random.Random(f"{seed}/{found[i].query.id}").random())[:limit])
     return [case for i, case in enumerate(found) if i in picked]
 
@@ -218,16 +239,22 @@ def evaluate(rosetta: Rosetta, dataset: Dataset, gold: Gold, langs: tuple[Sequen
             pair = cases(dataset, gold, query_lang, doc_lang, limit)
             pairs.append(answer_pair(rosetta, (query_lang, doc_lang), pair, collection, k))
             progress(f"{query_lang}->{doc_lang}: {_brief(pair_metrics(pairs[-1].judged))}")
+    return AnswerReport(tuple(pairs), run_config(rosetta, dataset, langs, collections, limit, k, started))
+
+
+def run_config(rosetta: Rosetta, dataset: Dataset, langs: tuple[Sequence[str], Sequence[str]],
+               collections: Mapping[str, str], limit: int | None, k: int | None, started: float
+               ) -> dict[str, JsonValue]:
+    """answers.json's ``config``: the models, settings and ``collections`` of a run ``started`` then."""
     first = next(iter(collections.values()))
     encoder, g = rosetta.encoder(first).name, rosetta.config.generation
-    config: dict[str, JsonValue] = {
+    return {
         "dataset": dataset.name, "encoder": encoder, "generator": rosetta.generator(first).name, "k": k or g.k,
         "support_threshold": support_threshold(encoder) if g.support_threshold is None else g.support_threshold,
         "limit": limit, "seed": SEED,
-        "query_langs": list(query_langs), "doc_langs": list(doc_langs), "collections": dict(collections),
+        "query_langs": list(langs[0]), "doc_langs": list(langs[1]), "collections": dict(collections),
         "answer_language": "detected from the question", "seconds": round(time.perf_counter() - started, 1),
     }
-    return AnswerReport(tuple(pairs), config)
 
 
 def _brief(metrics: Mapping[str, float | None]) -> str:
@@ -240,6 +267,18 @@ def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: S
         encoder: Encoder | None = None) -> AnswerReport:
     """Load XQuAD with its answers, evaluate on a Rosetta opened with ``config`` (its generator set to
     ``generator``), and write answers.json, answers.png and cases.jsonl under ``out``."""
+    dataset, gold = load(kind, data, query_langs, doc_langs, limit)
+    config = replace(config, generation=replace(config.generation, generator=generator))
+    with Rosetta.open(config, encoder=encoder) as rosetta:
+        report = evaluate(rosetta, dataset, gold, (tuple(query_langs), tuple(doc_langs)), limit, k, progress)
+    report = replace(report, config={**report.config, "data": str(data)})
+    write(report, out)
+    return report
+
+
+def load(kind: DatasetKind, data: Path, query_langs: Sequence[str], doc_langs: Sequence[str], limit: int | None
+         ) -> tuple[Dataset, Gold]:
+    """Check the options, then load XQuAD and its answer texts in the languages named."""
     if kind is not DatasetKind.XQUAD:
         raise ConfigError(f"answers need gold answer texts, which only xquad has; got {kind.value}")
     if not query_langs or not doc_langs:
@@ -247,13 +286,7 @@ def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: S
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 questions per pair, got {limit}")
     languages = list(dict.fromkeys([*query_langs, *doc_langs]))
-    dataset, gold = load_xquad(data, languages), load_answer_texts(data, languages)
-    config = replace(config, generation=replace(config.generation, generator=generator))
-    with Rosetta.open(config, encoder=encoder) as rosetta:
-        report = evaluate(rosetta, dataset, gold, (tuple(query_langs), tuple(doc_langs)), limit, k, progress)
-    report = replace(report, config={**report.config, "data": str(data)})
-    write(report, out)
-    return report
+    return load_xquad(data, languages), load_answer_texts(data, languages)
 
 
 # --- outputs --------------------------------------------------------------------------------------
@@ -265,12 +298,7 @@ def _rounded(metrics: Mapping[str, float | None]) -> dict[str, JsonValue]:
 
 def to_json(report: AnswerReport) -> dict[str, JsonValue]:
     """The answers.json document (see the module docstring)."""
-    pairs: list[JsonValue] = [
-        {"query_lang": p.query_lang, "doc_lang": p.doc_lang, **_rounded(pair_metrics(p.judged)), "n": len(p.judged),
-         "citations": sum(j.citations for j in p.judged),
-         "problems": dict(sorted(Counter(kind for j in p.judged for kind in j.problems).items()))}
-        for p in report.pairs
-    ]
+    pairs: list[JsonValue] = [pair_record(p) for p in report.pairs]
     scopes = {"all": list(report.pairs), "cross_lingual": [p for p in report.pairs if p.cross_lingual],
               "monolingual": [p for p in report.pairs if not p.cross_lingual]}
     summary: dict[str, JsonValue] = {
@@ -278,6 +306,13 @@ def to_json(report: AnswerReport) -> dict[str, JsonValue]:
         for name, chosen in scopes.items()
     }
     return {"pairs": pairs, "summary": summary, "config": dict(report.config)}
+
+
+def pair_record(pair: PairAnswers) -> dict[str, JsonValue]:
+    """One entry of answers.json's ``pairs``: the languages, metrics, answers, citations and problems."""
+    return {"query_lang": pair.query_lang, "doc_lang": pair.doc_lang, **_rounded(pair_metrics(pair.judged)),
+            "n": len(pair.judged), "citations": sum(j.citations for j in pair.judged),
+            "problems": dict(sorted(Counter(kind for j in pair.judged for kind in j.problems).items()))}
 
 
 def write_plot(report: AnswerReport, path: Path) -> None:
@@ -314,10 +349,14 @@ def write(report: AnswerReport, out: Path) -> tuple[Path, Path, Path]:
     answers, plot, cases_path = out / "answers.json", out / "answers.png", out / "cases.jsonl"
     answers.write_text(json.dumps(to_json(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     write_plot(report, plot)
-    lines = [json.dumps({"query_lang": p.query_lang, "doc_lang": p.doc_lang, "id": j.question_id,
-                         "answer_hit": j.answer_hit, "retrieval_hit": j.retrieval_hit, "citations": j.citations,
-                         "verified": j.verified, "language_ok": j.language_ok, "problems": list(j.problems),
-                         "seconds": round(j.seconds, 3), "text": j.text}, ensure_ascii=False)
-             for p in report.pairs for j in p.judged]
+    lines = [json.dumps(case_record(p, j), ensure_ascii=False) for p in report.pairs for j in p.judged]
     cases_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return answers, plot, cases_path
+
+
+def case_record(pair: PairAnswers, judged: Judged) -> dict[str, JsonValue]:
+    """One cases.jsonl line: the pair's languages, the question id, its flags, problems and answer text."""
+    return {"query_lang": pair.query_lang, "doc_lang": pair.doc_lang, "id": judged.question_id,
+            "answer_hit": judged.answer_hit, "retrieval_hit": judged.retrieval_hit, "citations": judged.citations,
+            "verified": judged.verified, "language_ok": judged.language_ok, "problems": list(judged.problems),
+            "seconds": round(judged.seconds, 3), "text": judged.text}

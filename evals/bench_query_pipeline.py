@@ -87,11 +87,17 @@ def measure_pipeline(config: Config, data: Path, questions: Sequence[str] = QUES
             _forget(rosetta, questions)
             runs.append(PipelineRun(mode.value, "cold", *percentiles(_time_searches(rosetta, questions, mode))))
             runs.append(PipelineRun(mode.value, "warm", *percentiles(_time_searches(rosetta, questions, mode))))
-        # The same hybrid search with both legs and RRF in one SQL statement (RetrievalConfig.fuse_in_sql).
+        # The plain (not language-neutral) hybrid search, with RRF in Python and in one SQL statement
+        # (RetrievalConfig.fuse_in_sql, which only runs the plain fusion).
         retriever = rosetta.retriever()
-        retriever.settings = replace(retriever.settings, fuse_in_sql=True)
+        neutral = retriever.settings
+        retriever.settings = replace(neutral, language_neutral=False)
+        runs.append(PipelineRun("hybrid-plain", "warm", *percentiles(_time_searches(rosetta, questions,
+                                                                                    SearchMode.HYBRID))))
+        retriever.settings = replace(neutral, language_neutral=False, fuse_in_sql=True)
         hybrid_sql = percentiles(_time_searches(rosetta, questions, SearchMode.HYBRID))
-        runs.append(PipelineRun("hybrid-in-sql", "warm", *hybrid_sql))
+        runs.append(PipelineRun("hybrid-plain-in-sql", "warm", *hybrid_sql))
+        retriever.settings = neutral
         query_encoder = rosetta.encoder()
         encode_p50, encode_p95 = percentiles(_encode_times(query_encoder, questions))
     return {"chunks": report.chunks, "questions": len(questions), "k": K, "encoder": query_encoder.name,

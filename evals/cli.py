@@ -1,14 +1,19 @@
-"""``rosetta eval``: parses options, calls ``evals.retrieval.run`` or ``evals.answers.run``, renders. No logic here.
+"""``rosetta eval``: parses options, calls a runner (evals.retrieval, .mixed, .answers, .answers_mixed), renders. No logic here.
 
     python -m evals.cli retrieval --dataset xquad --data ../shared/data/xquad \\
         --query-langs en,de,zh,ar,th --doc-langs en,de,zh,ar,th --system both --out /tmp/eval-xquad
+    python -m evals.cli retrieval --dataset xquad --data ../shared/data/xquad --pool mixed --seeds 0,1,2 \\
+        --query-langs en,de,zh,ar,th --doc-langs en,de,zh,ar,th --out /tmp/eval-xquad-mixed
     python -m evals.cli answers --dataset xquad --data ../shared/data/xquad \\
         --query-langs en,de,zh,ar,th --doc-langs en,de,zh,ar,th --limit 40 --out /tmp/eval-answers
+    python -m evals.cli answers --dataset xquad --data ../shared/data/xquad --pool mixed --seeds 0,1,2 \\
+        --query-langs en,de,zh,ar,th --doc-langs en,de,zh,ar,th --limit 200 --out /tmp/eval-answers-mixed
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -18,8 +23,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from evals import answers as answer_eval
+from evals import answers_mixed, mixed
 from evals.metrics import METRIC_NAMES, Scores
-from evals.report import Leg, Report
+from evals.report import Leg, Report, Split
 from evals.retrieval import parse_dataset, parse_languages, parse_legs, parse_systems, run
 from rag.config import load_config, parse_generator
 from rag.errors import RagError
@@ -57,11 +63,39 @@ def summary_table(report: Report) -> Table:
     return table
 
 
+def _split_cells(split: Split) -> list[str]:
+    def cell(scores: Scores, value: float) -> str:
+        return f"{value:.3f}" if scores.n else "-"
+
+    return [cell(split.cross, split.cross.recall1), cell(split.cross, split.cross.mrr10),
+            cell(split.same, split.same.recall1), cell(split.same, split.same.mrr10),
+            "-" if split.bias1 is None else f"{split.bias1:.3f}", str(split.cross.n), str(split.same.n)]
+
+
+def mixed_table(report: Report) -> Table:
+    """Per system/leg: the mean over seeds, then one row per query language (its mean over seeds)."""
+    table = Table(title="mixed pool (mean over seeds): cross = gold in another language, same = in the query's")
+    table.add_column("system/leg", overflow="fold")
+    table.add_column("query", no_wrap=True)
+    for name in ("cross R@1", "cross MRR@10", "same R@1", "same MRR@10", "bias@1", "n cross", "n same"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for (system, leg), summary in report.mixed_summary().items():
+        table.add_row(f"{system.value}/{leg.value}", "all", *_split_cells(summary.mean))
+        langs = list(summary.per_query_lang.items())
+        for lang, split in langs:
+            table.add_row("", lang, *_split_cells(split), end_section=lang == langs[-1][0])
+    return table
+
+
 def render(report: Report, console: Console) -> None:
-    """Print the summary table and each skipped leg's reason."""
-    console.print(summary_table(report))
+    """Print the summary (or mixed-pool) table and each skipped leg's reason."""
+    console.print(mixed_table(report) if report.mixed else summary_table(report))
     for reason in report.skipped:
         console.print(f"[yellow]skipped:[/] {escape(reason)}", highlight=False)
+
+
+def _progress(console: Console) -> Callable[[str], None]:
+    return lambda message: console.print(f"[dim]{escape(message)}[/]")
 
 
 @eval_app.command()
@@ -76,18 +110,26 @@ def retrieval(
     limit: Annotated[int | None, typer.Option(help="First N queries per query language.")] = None,
     data_dir: Annotated[Path, typer.Option(help="Database directory, kept between runs.")] = Path(".rosetta/evals"),
     encoder: Annotated[str, typer.Option(help="auto, bge-m3 or e5-small.")] = "e5-small",
+    pool: Annotated[str, typer.Option(help="pairs (a collection per doc language) or mixed (one collection, "
+                                           "each document once in a seeded language).")] = "pairs",
+    seeds: Annotated[str, typer.Option(help="--pool mixed: comma-separated seeds, one pool each.")] = "0",
 ) -> None:
-    """Score dense, sparse and hybrid retrieval for every query language x document language pair."""
+    """Score dense, sparse and hybrid retrieval for every query language x document language pair, or on
+    mixed-language pools (--pool mixed)."""
     stderr = Console(stderr=True)
     try:
-        report = run(parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,
-                     parse_languages(query_langs), parse_languages(doc_langs), parse_legs(legs),
-                     parse_systems(system), limit, progress=lambda m: stderr.print(f"[dim]{escape(m)}[/]"))
+        args = (parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,
+                parse_languages(query_langs), parse_languages(doc_langs), parse_legs(legs), parse_systems(system))
+        if mixed.parse_pool(pool) is mixed.Pool.MIXED:
+            report = mixed.run(*args, seeds=mixed.parse_seeds(seeds), limit=limit, progress=_progress(stderr))
+        else:
+            report = run(*args, limit=limit, progress=_progress(stderr))
     except (RagError, ValueError) as exc:
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     render(report, Console())
-    Console(stderr=True).print(f"[dim]wrote {out / 'metrics.json'} and {out / 'heatmap.png'}[/]")
+    written = [out / "metrics.json", *([] if report.mixed else [out / "heatmap.png"])]
+    stderr.print(f"[dim]wrote {' and '.join(str(path) for path in written)}[/]")
 
 
 # The answer metrics (evals.answers.METRICS), short enough for an 80-column terminal.
@@ -114,6 +156,32 @@ def answers_table(report: answer_eval.AnswerReport) -> Table:
     return table
 
 
+def mixed_answers_table(report: answers_mixed.MixedAnswerReport) -> Table:
+    """The cross and same answers' metrics and bias@1: the mean over seeds, then per query language."""
+    table = Table(title="answers on mixed pools (mean over seeds): cross = gold paragraph in another language "
+                        "than the question, same = in the question's")
+    table.add_column("query", no_wrap=True)
+    table.add_column("part", no_wrap=True)
+    for name in (*_ANSWER_HEADERS, "n", "bias@1"):
+        table.add_column(name, justify="right", no_wrap=True)
+    summary = answers_mixed.summarise(report.pools)
+    for lang, split in [("all", summary.mean), *summary.per_query_lang.items()]:
+        bias = "-" if split.bias1 is None else f"{split.bias1:.3f}"
+        table.add_row(lang, "cross", *_answer_cells(dict(split.cross)), str(split.n_cross), bias)
+        table.add_row("", "same", *_answer_cells(dict(split.same)), str(split.n_same), "", end_section=True)
+    return table
+
+
+def _render_answers(report: answer_eval.AnswerReport | answers_mixed.MixedAnswerReport, out: Path,
+                    stderr: Console) -> None:
+    if isinstance(report, answers_mixed.MixedAnswerReport):
+        Console().print(mixed_answers_table(report))
+        stderr.print(f"[dim]wrote {out / 'answers.json'} and {out / 'cases.jsonl'}[/]")
+        return
+    Console().print(answers_table(report))
+    stderr.print(f"[dim]wrote {out / 'answers.json'}, {out / 'answers.png'} and {out / 'cases.jsonl'}[/]")
+
+
 @eval_app.command()
 def answers(
     data: Annotated[Path, typer.Option(help="The XQuAD folder (xquad.{lang}.json).")],
@@ -121,24 +189,33 @@ def answers(
     query_langs: Annotated[str, typer.Option(help="Comma-separated question languages.")],
     doc_langs: Annotated[str, typer.Option(help="Comma-separated document languages.")],
     dataset: Annotated[str, typer.Option(help="xquad (the one with gold answer texts).")] = "xquad",
-    limit: Annotated[int | None, typer.Option(help="Questions per pair, a seeded sample; default: all.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Questions per pair (--pool mixed: per query language), "
+                                                      "a seeded sample; default: all.")] = None,
     k: Annotated[int | None, typer.Option(help="Passages per search; default: generation.k.")] = None,
     generator: Annotated[str, typer.Option(help="extractive, openai or cohere.")] = "extractive",
     data_dir: Annotated[Path, typer.Option(envvar="ROSETTA_DATA_DIR",
                                            help="Database directory, kept between runs.")] = Path(".rosetta/evals"),
     encoder: Annotated[str, typer.Option(help="auto, bge-m3 or e5-small.")] = "e5-small",
+    pool: Annotated[str, typer.Option(help="pairs (a collection per doc language) or mixed (one collection, "
+                                           "each paragraph once in a seeded language).")] = "pairs",
+    seeds: Annotated[str, typer.Option(help="--pool mixed: comma-separated seeds, one pool each.")] = "0",
 ) -> None:
-    """Ask each pair's questions and score the answers' citations, verification and language."""
+    """Ask each pair's questions (or, with --pool mixed, every question over mixed-language pools) and score
+    the answers' citations, verification and language."""
     stderr = Console(stderr=True)
+    report: answer_eval.AnswerReport | answers_mixed.MixedAnswerReport
     try:
-        report = answer_eval.run(parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,
-                                 parse_languages(query_langs), parse_languages(doc_langs), limit, k,
-                                 parse_generator(generator), progress=lambda m: stderr.print(f"[dim]{escape(m)}[/]"))
+        args = (parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,
+                parse_languages(query_langs), parse_languages(doc_langs))
+        if mixed.parse_pool(pool) is mixed.Pool.MIXED:
+            report = answers_mixed.run(*args, mixed.parse_seeds(seeds), limit, k, parse_generator(generator),
+                                       progress=_progress(stderr))
+        else:
+            report = answer_eval.run(*args, limit, k, parse_generator(generator), progress=_progress(stderr))
     except (RagError, ValueError) as exc:
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
-    Console().print(answers_table(report))
-    stderr.print(f"[dim]wrote {out / 'answers.json'}, {out / 'answers.png'} and {out / 'cases.jsonl'}[/]")
+    _render_answers(report, out, stderr)
 
 
 if __name__ == "__main__":

@@ -52,11 +52,13 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Passage:
-    """Where a retrieved chunk lies: its document and character range."""
+    """Where a retrieved chunk lies: its document and character range, and the chunk's language where the
+    searcher knows it (Rosetta's does; the peer's does not)."""
 
     uri: str
     start: int
     end: int
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

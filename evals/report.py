@@ -7,14 +7,26 @@ metrics.json::
      "summary": {"<system>/<leg>": {"cross_lingual": {metrics, "n"}, "monolingual": {metrics, "n"}}},
      "skipped": [reasons], "config": {...}}
 
-A summary scope without pairs has every metric ``null`` and ``n`` 0.
+A summary scope without pairs has every metric ``null`` and ``n`` 0. A mixed-pool run (``evals.mixed``)
+has no pairs and adds::
+
+    "mixed": {"<system>/<leg>": {
+        "seeds": [0, 1, 2],
+        "per_seed": {"<seed>": {"cross": {metrics, "n"}, "same": {metrics, "n"}, "bias@1": x}},
+        "per_query_lang": {"<lang>": {"cross": ..., "same": ..., "bias@1": x}},
+        "mean": {"cross": ..., "same": ..., "bias@1": x}}}
+
+A seed's scores are the mean over its query languages, a language's the mean over seeds, and ``mean``
+the mean over seeds (every language and seed weighs the same; ``n`` counts the queries behind a value).
+An unseeded pool (a BEIR corpus) has ``"seeds": []`` and ``"per_seed": {}``. ``bias@1`` is null where
+no query was cross-language.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -56,12 +68,54 @@ class PairScore:
 
 
 @dataclass(frozen=True, slots=True)
+class Split:
+    """Mixed-pool scores of some queries: those whose gold is in another language than theirs (cross) and
+    in theirs (same), and bias@1, the share of cross queries whose top hit is in the query's language."""
+
+    cross: Scores
+    same: Scores
+    bias1: float | None  # None without cross queries
+
+    def __post_init__(self) -> None:
+        if self.bias1 is not None and not 0.0 <= self.bias1 <= 1.0:
+            raise ValueError(f"Split.bias1 must be in [0, 1] or None, got {self.bias1}")
+
+
+def mean_split(splits: Sequence[Split]) -> Split:
+    """The mean of each part over the splits that have it (cross, same and bias@1 separately)."""
+    biases = [s.bias1 for s in splits if s.bias1 is not None]
+    return Split(mean([s.cross for s in splits if s.cross.n]), mean([s.same for s in splits if s.same.n]),
+                 math.fsum(biases) / len(biases) if biases else None)
+
+
+@dataclass(frozen=True, slots=True)
+class MixedScore:
+    """One system and leg on one mixed pool (``seed`` None: an unseeded pool), queries in one language."""
+
+    system: System
+    leg: Leg
+    seed: int | None
+    query_lang: str
+    split: Split
+
+
+@dataclass(frozen=True, slots=True)
+class MixedSummary:
+    """A system and leg's mixed-pool scores per seed, per query language (mean over seeds) and overall."""
+
+    per_seed: Mapping[int | None, Split]
+    per_query_lang: Mapping[str, Split]
+    mean: Split
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
-    """All pair scores, what was skipped and why, and the settings that produced them."""
+    """All pair (or mixed-pool) scores, what was skipped and why, and the settings that produced them."""
 
     pairs: tuple[PairScore, ...]
     skipped: tuple[str, ...] = ()
     config: Mapping[str, JsonValue] = field(default_factory=dict)
+    mixed: tuple[MixedScore, ...] = ()
 
     def runs(self) -> list[tuple[System, Leg]]:
         """The (system, leg) combinations that were scored, in order."""
@@ -73,6 +127,19 @@ class Report:
             return mean([p.scores for p in self.pairs if (p.system, p.leg) == run and p.cross_lingual == cross])
 
         return {run: (scope(run, True), scope(run, False)) for run in self.runs()}
+
+    def mixed_summary(self) -> dict[tuple[System, Leg], MixedSummary]:
+        """Per (system, leg) of the mixed-pool scores: see the module docstring for how they are averaged."""
+        return {run: _summarise([m for m in self.mixed if (m.system, m.leg) == run])
+                for run in dict.fromkeys((m.system, m.leg) for m in self.mixed)}
+
+
+def _summarise(scores: Sequence[MixedScore]) -> MixedSummary:
+    seeds = list(dict.fromkeys(m.seed for m in scores))
+    langs = list(dict.fromkeys(m.query_lang for m in scores))
+    per_seed = {seed: mean_split([m.split for m in scores if m.seed == seed]) for seed in seeds}
+    per_lang = {lang: mean_split([m.split for m in scores if m.query_lang == lang]) for lang in langs}
+    return MixedSummary(per_seed, per_lang, mean_split(list(per_seed.values())))
 
 
 def _metrics(scores: Scores) -> dict[str, JsonValue]:
@@ -91,7 +158,25 @@ def to_json(report: Report) -> dict[str, JsonValue]:
         f"{system.value}/{leg.value}": {"cross_lingual": _metrics(cross), "monolingual": _metrics(mono)}
         for (system, leg), (cross, mono) in report.summary().items()
     }
-    return {"pairs": pairs, "summary": summary, "skipped": list(report.skipped), "config": dict(report.config)}
+    document: dict[str, JsonValue] = {"pairs": pairs, "summary": summary, "skipped": list(report.skipped),
+                                      "config": dict(report.config)}
+    if report.mixed:
+        document["mixed"] = {f"{system.value}/{leg.value}": _mixed_json(summary)
+                             for (system, leg), summary in report.mixed_summary().items()}
+    return document
+
+
+def _split_json(split: Split) -> dict[str, JsonValue]:
+    return {"cross": _metrics(split.cross), "same": _metrics(split.same),
+            "bias@1": None if split.bias1 is None else round(split.bias1, 6)}
+
+
+def _mixed_json(summary: MixedSummary) -> dict[str, JsonValue]:
+    seeds = [seed for seed in summary.per_seed if seed is not None]
+    return {"seeds": list[JsonValue](seeds),
+            "per_seed": {str(seed): _split_json(summary.per_seed[seed]) for seed in seeds},
+            "per_query_lang": {lang: _split_json(split) for lang, split in summary.per_query_lang.items()},
+            "mean": _split_json(summary.mean)}
 
 
 def _grid(report: Report, run: tuple[System, Leg]) -> tuple[list[str], list[str], list[list[float]]]:
@@ -141,10 +226,13 @@ def _cells(grid: list[list[float]]) -> list[tuple[int, int]]:
     return [(i, j) for i, row in enumerate(grid) for j, value in enumerate(row) if not math.isnan(value)]
 
 
-def write_report(report: Report, out: Path) -> tuple[Path, Path]:
-    """Write ``out``/metrics.json and ``out``/heatmap.png; return their paths."""
+def write_report(report: Report, out: Path) -> tuple[Path, ...]:
+    """Write ``out``/metrics.json and, unless the report is a mixed pool's, ``out``/heatmap.png; return
+    the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     metrics, heatmap = out / "metrics.json", out / "heatmap.png"
     metrics.write_text(json.dumps(to_json(report), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    if report.mixed and not report.pairs:
+        return (metrics,)
     write_heatmap(report, heatmap)
     return metrics, heatmap

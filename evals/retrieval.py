@@ -5,7 +5,8 @@ documents unchanged and the encodings cached, so only the searches run again. ``
 first N queries of each language and never the corpus: every run searches the same full corpus
 (XQuAD: all 240 paragraphs), so scores with and without a limit are comparable and the collection
 is shared. Hits are deduplicated by relevance unit (a document, or for manuals a gold section or a
-chunk) keeping the best rank, then scored by ``evals.metrics``.
+chunk) keeping the best rank, then scored by ``evals.metrics``. ``--pool mixed`` (one collection holding
+every document once, in a seeded language) is ``evals.mixed``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from evals.report import Leg, PairScore, Report, System, write_report
 from rag.config import Config
 from rag.errors import ConfigError, RagError
 from rag.rosetta import Rosetta
-from rag.types import Encoder, JsonValue, SearchMode
+from rag.types import Document, Encoder, JsonValue, SearchMode
 
 # Chunks Rosetta returns per query: headroom so that 10 distinct units survive deduplication.
 FETCH = 30
@@ -115,11 +116,15 @@ def collection_name(dataset: Dataset, lang: str) -> str:
 
 def ingest_language(rosetta: Rosetta, dataset: Dataset, lang: str, progress: Progress) -> str:
     """Ingest ``lang``'s documents into their collection (a no-op when unchanged); return its name."""
-    name = collection_name(dataset, lang)
     documents = dataset.documents.get(lang, ())
     if not documents:
         raise ConfigError(f"dataset {dataset.name} has no documents in {lang!r}; "
                           f"its languages: {', '.join(dataset.languages())}")
+    return ingest_documents(rosetta, collection_name(dataset, lang), documents, progress)
+
+
+def ingest_documents(rosetta: Rosetta, name: str, documents: Sequence[Document], progress: Progress) -> str:
+    """Ingest ``documents`` into the collection ``name`` (a no-op when unchanged); return the name."""
     report = rosetta.ingest([DocumentsConnector.of(documents)], collection=name)
     failed = [f"{f.uri}: {f.error}" for f in report.files if f.error]
     if failed:
@@ -134,7 +139,7 @@ def rosetta_searcher(rosetta: Rosetta, collection: str, leg: Leg) -> Searcher:
 
     def search(text: str) -> list[Passage]:
         hits = rosetta.search(text, collection=collection, k=FETCH, mode=mode, rerank=leg is Leg.HYBRID_RERANK)
-        return [Passage(h.chunk.document_uri, h.chunk.start, h.chunk.end) for h in hits]
+        return [Passage(h.chunk.document_uri, h.chunk.start, h.chunk.end, h.chunk.language) for h in hits]
 
     return search
 
@@ -175,7 +180,7 @@ def runnable_legs(rosetta: Rosetta, plan: Plan, collection: str) -> tuple[dict[S
     return runs, skipped
 
 
-def _warm_queries(rosetta: Rosetta, dataset: Dataset, plan: Plan, collection: str) -> None:
+def warm_queries(rosetta: Rosetta, dataset: Dataset, plan: Plan, collection: str) -> None:
     """Encode every query once, in batches: searches then read them from the encoding cache."""
     encoder = rosetta.encoder(collection)
     for lang in plan.query_langs:
@@ -187,7 +192,7 @@ def evaluate(rosetta: Rosetta, dataset: Dataset, plan: Plan, progress: Progress 
     started = time.perf_counter()
     collections = {lang: ingest_language(rosetta, dataset, lang, progress) for lang in plan.doc_langs}
     runs, skipped = runnable_legs(rosetta, plan, collections[plan.doc_langs[0]])
-    _warm_queries(rosetta, dataset, plan, collections[plan.doc_langs[0]])
+    warm_queries(rosetta, dataset, plan, collections[plan.doc_langs[0]])
     pairs: list[PairScore] = []
     seconds = {system.value: 0.0 for system in runs}
     for doc_lang, collection in collections.items():
@@ -203,12 +208,13 @@ def evaluate(rosetta: Rosetta, dataset: Dataset, plan: Plan, progress: Progress 
                                                score_pair(dataset, search, query_lang, doc_lang)))
                     progress(f"{system.value}/{leg.value} over {doc_lang}: {len(plan.query_langs)} query languages")
             seconds[system.value] += time.perf_counter() - began
-    config = _config(rosetta, dataset, plan, collections, seconds, time.perf_counter() - started)
+    config = run_config(rosetta, dataset, plan, collections, seconds, time.perf_counter() - started)
     return Report(tuple(pairs), tuple(dict.fromkeys(skipped)), config)
 
 
-def _config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapping[str, str],
-            seconds: Mapping[str, float], total: float) -> dict[str, JsonValue]:
+def run_config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapping[str, str],
+               seconds: Mapping[str, float], total: float) -> dict[str, JsonValue]:
+    """The settings a report records: dataset, plan, collections, encoder, retrieval knobs and timings."""
     r = rosetta.config.retrieval
     config: dict[str, JsonValue] = {
         "dataset": dataset.name, "relevance": dataset.relevance.value,
@@ -266,16 +272,23 @@ def load_dataset(kind: DatasetKind, data: Path, languages: Sequence[str]) -> Dat
     return load_beir(data)
 
 
+def load_plan(kind: DatasetKind, data: Path, langs: tuple[Sequence[str], Sequence[str]], legs: Sequence[Leg],
+              systems: Sequence[System], limit: int | None) -> tuple[Dataset, Plan]:
+    """The dataset (its first ``limit`` queries per language) and the plan over it; an empty list of query
+    or doc languages in ``langs`` means every language of the dataset."""
+    wanted = [*langs[0], *langs[1]] or available_languages(kind, data)
+    dataset = limit_queries(load_dataset(kind, data, list(dict.fromkeys(wanted))), limit)
+    return dataset, Plan(tuple(langs[0]) or tuple(dataset.queries), tuple(langs[1]) or tuple(dataset.documents),
+                         tuple(legs), tuple(systems))
+
+
 def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: Sequence[str] = (),
         doc_langs: Sequence[str] = (), legs: Sequence[Leg] = tuple(Leg),
         systems: Sequence[System] = (System.ROSETTA,), limit: int | None = None,
         progress: Progress = lambda message: None, encoder: Encoder | None = None) -> Report:
     """Load the dataset, evaluate it on a Rosetta opened with ``config``, and write ``out``/metrics.json
     and heatmap.png. Empty language lists mean every language of the dataset."""
-    wanted = [*query_langs, *doc_langs] or available_languages(kind, data)
-    dataset = limit_queries(load_dataset(kind, data, list(dict.fromkeys(wanted))), limit)
-    plan = Plan(tuple(query_langs) or tuple(dataset.queries), tuple(doc_langs) or tuple(dataset.documents),
-                tuple(legs), tuple(systems))
+    dataset, plan = load_plan(kind, data, (query_langs, doc_langs), legs, systems, limit)
     with Rosetta.open(config, encoder=encoder) as rosetta:
         report = evaluate(rosetta, dataset, plan, progress)
     report = replace(report, config={**report.config, "data": str(data), "limit": limit})

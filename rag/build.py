@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 
 from rag.answer.dialogue import GenerationRequest, Generator
 from rag.answer.prompts import translate_message
-from rag.chunk import split_prose
+from rag.chunk import chunk_text, encoded_text, split_prose
 from rag.config import GenerationConfig, GeneratorKind, RerankerKind, RetrievalConfig
 from rag.lang import language_name
 from rag.types import Encoder, Reranker
@@ -47,8 +47,10 @@ def generator_kind(g: GenerationConfig, notice: Callable[[str], None],
     return GeneratorKind(choice)
 
 
-def build_generator(g: GenerationConfig, kind: GeneratorKind, encoder: Encoder) -> Generator:
-    """The generator of ``kind`` (not ``auto``); the extractive one scores sentences with ``encoder``."""
+def build_generator(g: GenerationConfig, kind: GeneratorKind, encoder: Encoder, heading_context: bool = False
+                    ) -> Generator:
+    """The generator of ``kind`` (not ``auto``); the extractive one scores sentences with ``encoder`` (and
+    passages as ingest encoded them: under their heading path with ``heading_context``)."""
     from rag.answer.generators import CohereGenerator, ExtractiveGenerator, OpenAIGenerator
 
     if kind is GeneratorKind.OPENAI:
@@ -58,7 +60,9 @@ def build_generator(g: GenerationConfig, kind: GeneratorKind, encoder: Encoder) 
         return CohereGenerator.load(g.model or CohereGenerator.DEFAULT_MODEL, g.cohere_api_key_env,
                                     g.cohere_base_url, g.timeout_s, g.max_retries)
     if kind is GeneratorKind.EXTRACTIVE:
-        return ExtractiveGenerator(encoder, split_prose, g.extractive_sentences, g.extractive_passage_weight)
+        passage_text = encoded_text if heading_context else chunk_text
+        return ExtractiveGenerator(encoder, split_prose, g.extractive_sentences, g.extractive_passage_weight,
+                                   passage_text)
     raise ValueError(f"build_generator needs a concrete kind, got {kind.value}")
 
 

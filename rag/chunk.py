@@ -90,7 +90,7 @@ def chunk_document(
         (section, span)
         for section in document.tiling()
         for span in _section_spans(document.text, section, budget)
-        if span[1] - span[0] >= min_chars
+        if span[1] - span[0] >= min_chars and not heading_only(document.text[span[0] : span[1]], section)
     ]
     return [
         _make_chunk(document, ordinal, section, span, detect)
@@ -102,6 +102,30 @@ def chunk_id(document_uri: str, ordinal: int, text: str) -> str:
     """Return the deterministic id of a chunk: sha256 of (uri, ordinal, text), 32 hex characters."""
     payload = json.dumps([document_uri, ordinal, text])  # ASCII-escaped, so any string encodes
     return hashlib.sha256(payload.encode("ascii")).hexdigest()[:32]
+
+
+def heading_only(text: str, section: Section) -> bool:
+    """True for a section's heading standing alone (a chapter whose text is all in its subsections): it
+    states nothing, and its words reach the subsections' vectors through their heading path."""
+    if not section.heading:
+        return False
+    first, _, rest = text.strip().partition("\n")
+    return first.lstrip("#").strip() == section.heading[-1].strip() and not any(ch.isalnum() for ch in rest)
+
+
+def chunk_text(chunk: Chunk) -> str:
+    """The chunk's own text (what is encoded without heading context)."""
+    return chunk.text
+
+
+def encoded_text(chunk: Chunk) -> str:
+    """The text a chunk's vector is made from: its heading path over its text (the headings its text does
+    not already start with), so a chunk deep in a section still says what the section is about."""
+    heading = list(chunk.heading)
+    first_line = chunk.text.lstrip().split("\n", 1)[0].lstrip("#").strip()
+    if heading and first_line == heading[-1].strip():
+        heading.pop()
+    return " › ".join(heading) + "\n\n" + chunk.text if heading else chunk.text
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:

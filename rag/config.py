@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
@@ -80,6 +80,12 @@ class IngestConfig:
     max_bytes: int = 50_000_000
     sparse_max_terms: int = 1000
     languages: tuple[str, ...] = ()
+    # Store a vector per sentence of each chunk with more than one, so search can score a chunk by its
+    # best sentence too (retrieval.sentence_weight). Measured in the README ("Language-neutral retrieval").
+    sentence_vectors: bool = True
+    # Encode each chunk under its heading path ("Política de garantía › Cobertura"), so a chunk deep in a
+    # section still carries what the section is about; the stored text stays the document's own.
+    heading_context: bool = True
 
     def __post_init__(self) -> None:
         if not 16 <= self.max_tokens <= 8192:
@@ -111,7 +117,11 @@ class RetrievalConfig:
     k_sparse: int = 50
     rrf_k: int = 60
     dense_weight: float = 1.0
-    sparse_weight: float = 1.0
+    # With language-neutral search the lexical legs only reorder chunks within a language (fusion.py,
+    # rrf_by_language); at full weight they cost recall on XQuAD and the manuals once chunks are also
+    # scored by their best sentence, at 0.25 they keep exact identifiers (codes, part numbers) within
+    # half a point of dense alone (README, "Language-neutral retrieval").
+    sparse_weight: float = 0.25
     # How much a sparse leg counts for a chunk in another language than the leg's own (the question's,
     # or the translation's). Measured (README, "Choosing the defaults"): on technical manuals, words
     # shared across languages (product names, codes, English terms kept in translations) make hybrid
@@ -122,6 +132,18 @@ class RetrievalConfig:
     # only for the two-leg case (translation legs are fused in Python). See evals/bench_query_pipeline.py.
     fuse_in_sql: bool = False
     ef_search: int = 100
+    # Language-neutral dense scoring (rag/centering.py): each language's mean vector, shrunk toward the
+    # collection's by ``language_prior`` pseudo-chunks, is taken out of its chunks, and
+    # ``query_language_weight`` times the question language's mean out of the question; chunks are
+    # ordered within their language by cosine and interleaved across languages by the centred cosine.
+    # A chunk's score mixes its best sentence's in by ``sentence_weight`` (when ingest stored sentence
+    # vectors). Languages with fewer than ``exact_scan_below`` chunks are scanned exactly. Chosen on
+    # XQuAD and the manuals (README, "Language-neutral retrieval").
+    language_neutral: bool = True
+    language_prior: float = 2.0
+    query_language_weight: float = 0.5
+    sentence_weight: float = 0.5
+    exact_scan_below: int = 1000
     translate_languages: int = 2
     reranker: RerankerKind = RerankerKind.NONE
     reranker_model: str | None = None
@@ -141,6 +163,13 @@ class RetrievalConfig:
                               f"got {self.cross_language_sparse_weight}")
         if self.dense_weight < 0 or self.sparse_weight < 0:
             raise ConfigError(f"retrieval weights must be >= 0, got {self.dense_weight}, {self.sparse_weight}")
+        if self.language_prior < 0 or not 0 <= self.query_language_weight <= 2 or not 0 <= self.sentence_weight <= 1:
+            raise ConfigError("retrieval.language_prior must be >= 0, query_language_weight in [0, 2] and "
+                              f"sentence_weight in [0, 1]; got {self.language_prior}, {self.query_language_weight}, "
+                              f"{self.sentence_weight}")
+        if self.fuse_in_sql and self.language_neutral:
+            raise ConfigError("retrieval.fuse_in_sql fuses plain cosine ranks in one statement and cannot run "
+                              "language-neutral search; set retrieval.language_neutral = false to use it")
 
 
 class GeneratorKind(Enum):
@@ -267,58 +296,59 @@ _ENV = {
     "ROSETTA_LLM_BASE_URL": ("generation", "base_url"),
     "ROSETTA_EXTRACTIVE_PASSAGE_WEIGHT": ("generation", "extractive_passage_weight"),
 }
-_INTS = {"max_tokens", "max_bytes", "pool_min", "pool_max", "batch_size", "sparse_max_terms", "k", "k_dense",
-         "k_sparse", "rrf_k", "ef_search", "translate_languages", "rerank_candidates", "max_retries", "max_steps", "max_passages",
-         "extractive_sentences"}
-_FLOATS = {"timeout_s", "dense_weight", "sparse_weight", "cross_language_sparse_weight", "temperature",
-           "support_threshold", "extractive_passage_weight"}
-_BOOLS = {"fuse_in_sql", "repair"}
+def _parse_bool(section: str, name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() not in {"true", "false", "1", "0", "yes", "no"}:
+        raise ConfigError(f"{section}.{name} must be true or false, got {value!r}")
+    return str(value).lower() in {"true", "1", "yes"}
 
 
-def _coerce(section: str, name: str, value: object) -> object:
+def _parse_number(section: str, name: str, value: object, kind: type[int | float]) -> int | float:
+    try:
+        return kind(str(value))
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{section}.{name} must be {what}, got {value!r}") from None
+
+
+def _parse_list(value: object) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+_ENUMS: dict[str, Callable[[str], Enum]] = {
+    "EncoderKind": parse_encoder, "RerankerKind": parse_reranker,
+    "SearchMode": parse_mode, "GeneratorKind": parse_generator,
+}
+
+
+def _coerce(section: str, name: str, value: object, kind: str) -> object:
+    """``value`` (TOML, environment or an override) as the field's declared type ``kind`` (its annotation)."""
+    kind = kind.removesuffix(" | None")
     if value is None:
         return None
-    if name == "encoder":
-        return value if isinstance(value, EncoderKind) else parse_encoder(str(value))
-    if name == "data_dir":
+    if kind in _ENUMS:
+        return value if isinstance(value, Enum) else _ENUMS[kind](str(value))
+    if kind in ("int", "float"):
+        return _parse_number(section, name, value, int if kind == "int" else float)
+    if kind == "bool":
+        return _parse_bool(section, name, value)
+    if kind == "Path":
         return Path(str(value)).expanduser()
-    if name == "reranker":
-        return value if isinstance(value, RerankerKind) else parse_reranker(str(value))
-    if name == "mode":
-        return value if isinstance(value, SearchMode) else parse_mode(str(value))
-    if name in _INTS:
-        try:
-            return int(str(value))
-        except ValueError:
-            raise ConfigError(f"{section}.{name} must be an integer, got {value!r}") from None
-    if name == "generator":
-        return value if isinstance(value, GeneratorKind) else parse_generator(str(value))
-    if name in _BOOLS:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() not in {"true", "false", "1", "0", "yes", "no"}:
-            raise ConfigError(f"{section}.{name} must be true or false, got {value!r}")
-        return str(value).lower() in {"true", "1", "yes"}
-    if name in _FLOATS:
-        try:
-            return float(str(value))
-        except ValueError:
-            raise ConfigError(f"{section}.{name} must be a number, got {value!r}") from None
-    if name == "languages":
-        items = value.split(",") if isinstance(value, str) else list(value)  # type: ignore[call-overload]
-        return tuple(str(item).strip() for item in items if str(item).strip())
+    if kind.startswith("tuple"):
+        return _parse_list(value)
     return str(value)
 
 
 def _apply(config: Config, section: str, name: str, value: object) -> Config:
-    value = _coerce(section or "config", name, value)
     if not section:  # "collection" is the only top-level setting
-        return replace(config, collection=str(value))
+        return replace(config, collection=str(_coerce("config", name, value, "str")))
     part = getattr(config, section)
-    known = {f.name for f in fields(part)}
+    known = {f.name: str(f.type) for f in fields(part)}
     if name not in known:
         raise ConfigError(f"unknown setting {section}.{name}; known: {', '.join(sorted(known))}")
-    return replace(config, **{section: replace(part, **{name: value})})
+    return replace(config, **{section: replace(part, **{name: _coerce(section, name, value, known[name])})})
 
 
 def _read_toml(path: Path) -> Mapping[str, object]:

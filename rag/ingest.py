@@ -16,12 +16,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
+from rag.chunk import chunk_text, encoded_text
 from rag.errors import ConnectorError, EncoderError
 from rag.store import PgStore
-from rag.types import Chunk, Collection, Connector, Document, Encoder
+from rag.types import Chunk, Collection, Connector, Document, Encoder, SentenceVector
 
 # Part of every content hash: bump it when chunking changes, so re-ingest rebuilds the chunks.
-PIPELINE_VERSION = "chunk-v1"
+PIPELINE_VERSION = "chunk-v2"
 _DETECT_CHARS = 4000
 
 
@@ -132,6 +133,10 @@ class Pipeline:
     sparse_max_terms: int = 1000
     max_tokens: int = 256
     progress: IngestProgress | None = field(default=None)
+    # Splits a chunk into sentences for sentence vectors (rag.chunk.split_prose); None stores none.
+    split: Callable[[str], Sequence[tuple[int, int]]] | None = None
+    # Encode each chunk under its heading path (rag.chunk.encoded_text).
+    heading_context: bool = False
 
 
 def content_hash(document: Document, pipeline_key: str) -> str:
@@ -151,7 +156,8 @@ def _with_language(document: Document, detect: Callable[[str], str | None]) -> D
 
 
 def _store_document(p: Pipeline, document: Document, known: dict[str, str]) -> FileReport:
-    key = f"{PIPELINE_VERSION}:{p.max_tokens}:{p.encoder.name}"
+    key = (f"{PIPELINE_VERSION}:{p.max_tokens}:{p.encoder.name}" + (":sentences" if p.split else "")
+           + (":headings" if p.heading_context else ""))
     digest = content_hash(document, key)
     previous = known.get(document.uri)
     if previous == digest:
@@ -160,11 +166,26 @@ def _store_document(p: Pipeline, document: Document, known: dict[str, str]) -> F
     chunks = p.chunk(document)
     if not chunks:
         return FileReport(document.uri, IngestStatus.FAILED, document.language, 0, "no text to index")
-    encodings = p.encoder.encode_passages([c.text for c in chunks])
-    count = p.store.replace_document(p.collection, document, digest, chunks, encodings, p.sparse_max_terms)
+    encodings = p.encoder.encode_passages([(encoded_text if p.heading_context else chunk_text)(c) for c in chunks])
+    sentences = _sentences(p, chunks)
+    vectors = [e.dense for e in p.encoder.encode_passages([text for _, _, text in sentences])] if sentences else []
+    rows = [SentenceVector(chunk_id, ordinal, vector) for (chunk_id, ordinal, _), vector in zip(sentences, vectors)]
+    count = p.store.replace_document(p.collection, document, digest, chunks, encodings, p.sparse_max_terms, rows)
     known[document.uri] = digest
     status = IngestStatus.ADDED if previous is None else IngestStatus.UPDATED
     return FileReport(document.uri, status, document.language, count)
+
+
+def _sentences(p: Pipeline, chunks: Sequence[Chunk]) -> list[tuple[str, int, str]]:
+    """(chunk id, ordinal, text) of each sentence of the chunks that hold more than one."""
+    if p.split is None:
+        return []
+    found = []
+    for chunk in chunks:
+        spans = list(p.split(chunk.text))
+        if len(spans) > 1:
+            found += [(chunk.id, ordinal, chunk.text[start:end]) for ordinal, (start, end) in enumerate(spans)]
+    return found
 
 
 def _ingest_source(p: Pipeline, connector: Connector, uri: str, known: dict[str, str]) -> list[FileReport]:

@@ -15,7 +15,7 @@ from rag.answer.dialogue import Generator
 from rag.answer.loop import drain, streamed
 from rag.answer.types import Answer
 from rag.build import GeneratorTranslator, build_generator, build_reranker, generator_kind
-from rag.chunk import chunk_document
+from rag.chunk import chunk_document, split_prose
 from rag.config import Config, EncoderKind, GeneratorKind, check_collection_name, load_config
 from rag.encoders import E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
 from rag.encoders.cache import CachedEncoder
@@ -159,7 +159,8 @@ class Rosetta:
         chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
                         detect=detect)
         return Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
-                        settings.max_tokens, progress)
+                        settings.max_tokens, progress, split_prose if settings.sentence_vectors else None,
+                        settings.heading_context)
 
     def retriever(self, collection: str | None = None) -> Retriever:
         """The (cached) retriever for an existing collection, with its encoder, reranker and translator."""
@@ -205,7 +206,7 @@ class Rosetta:
         if key not in self._generators:
             g = self.config.generation
             chosen = kind if kind is not None and kind is not GeneratorKind.AUTO else generator_kind(g, self._notice)
-            self._generators[key] = build_generator(g, chosen, self.encoder(name))
+            self._generators[key] = build_generator(g, chosen, self.encoder(name), self.config.ingest.heading_context)
         return self._generators[key]
 
     def translator(self, collection: str | None = None) -> Translator | None:
@@ -245,7 +246,7 @@ class Rosetta:
         """The answer loop for one question, wired to the collection's parts: yields text deltas (when
         ``stream``) and returns the Answer. ``ask()`` and every Session turn run it."""
         name = check_collection_name(collection or self.config.collection)
-        self.retriever(name)  # fails early, naming the fix, when the collection does not exist
+        retriever = self.retriever(name)  # fails early, naming the fix, when the collection does not exist
         chosen = self.generator(name, generator)
         per_search = k or self.config.generation.k
 
@@ -253,7 +254,7 @@ class Rosetta:
             return self.search(query, collection=other or name, k=per_search, where=filter_)
 
         parts = AnswerParts(chosen, search, self.encoder(name), self.detector().detect, self.config.generation,
-                            per_search)
+                            per_search, retriever.centering())
         return answer_steps(parts, question, language, where, history, stream)
 
     def session(self, *, collection: str | None = None, language: str | None = None,

@@ -146,6 +146,15 @@ class Encoding:
             raise ValueError("Encoding.dense has non-finite values")
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SentenceVector:
+    """The dense vector of one sentence (``ordinal``) of a chunk, which is also scored by its best sentence."""
+
+    chunk_id: str
+    ordinal: int
+    dense: np.ndarray
+
+
 class Encoder(Protocol):
     """Turns texts into Encodings.
 

@@ -108,7 +108,7 @@ def test_pipeline_times_every_mode_cold_and_warm(config: Config) -> None:
     pipeline = measure_pipeline(config, DEMO, QUESTIONS[:4], encoder=encoder)
     assert [(run["mode"], run["cache"]) for run in pipeline["runs"]] == [
         *((mode, cache) for mode in ("dense", "sparse", "hybrid") for cache in ("cold", "warm")),
-        ("hybrid-in-sql", "warm")]
+        ("hybrid-plain", "warm"), ("hybrid-plain-in-sql", "warm")]
     assert all(0 < run["p50_ms"] <= run["p95_ms"] for run in pipeline["runs"])
     assert pipeline["chunks"] > 5 and pipeline["questions"] == 4 and pipeline["encoder"] == "hash-fake"
     # Each cold pass encoded every question again; the warm passes were served from the cache.

@@ -81,7 +81,8 @@ def test_search_prints_hits_with_legs_as_json_and_as_a_table(env: dict[str, str]
     assert set(top) == {"rank", "score", "chunk_id", "uri", "title", "page", "heading", "language", "start",
                         "end", "text", "legs"}
     assert top["heading"][-1] == "Fehlercodes" and "E22" in top["text"]
-    assert {leg["leg"] for leg in top["legs"]} == {"dense", "sparse"}
+    # English question, German passage: only the code E22 counts across languages (sparse:shared).
+    assert {leg["leg"] for leg in top["legs"]} == {"dense", "sparse:shared"}
     filtered = json.loads(runner.invoke(app, ["search", "garantía", "--collection", "demo", "--lang", "ja", "--json"],
                                         env=env).stdout)
     assert {hit["language"] for hit in filtered["hits"]} == {"ja"}

@@ -26,6 +26,8 @@ import psycopg
 import pytest
 from psycopg.rows import TupleRow
 
+from tests.stats import STATS_DRIFT
+
 LANGUAGE_LINES = [
     "Der Luftfilter wird alle sechs Monate gereinigt und nach zwei Jahren ersetzt.",
     "ファームウェアの更新中は電源を切らないでください。",
@@ -42,7 +44,7 @@ CHUNK_ROWS = """
 """
 COUNTS = """
     SELECT (SELECT count(*) FROM {s}.collections), (SELECT count(*) FROM {s}.documents),
-           (SELECT count(*) FROM {s}.chunks)
+           (SELECT count(*) FROM {s}.chunks), (SELECT count(*) FROM {s}.sentences)
 """
 CACHE = "SELECT model, text_hash FROM {s}.encoding_cache ORDER BY model, text_hash"
 ORPHANS = """
@@ -174,6 +176,7 @@ def _check_whole(pg_url: str, schema: str, corpus: Corpus) -> None:
     if _query(pg_url, "SELECT to_regnamespace('{s}')", schema) == [(None,)]:
         return
     assert _query(pg_url, ORPHANS, schema) == [(0, 0)]
+    assert _query(pg_url, STATS_DRIFT, schema) == []
     stored = _snapshot(pg_url, schema).documents
     versions = [snapshot.documents for snapshot in corpus.clean]
     torn = [uri for uri, document in stored.items() if document not in (versions[0][uri], versions[1][uri])]
@@ -184,6 +187,7 @@ def _check_rerun(pg_url: str, schema: str, corpus: Corpus, kills: list[Kill]) ->
     """The rows equal the clean ingest's; the cache holds the final encodings (and perhaps older ones)."""
     rerun, (older, clean) = _snapshot(pg_url, schema), corpus.clean
     assert (rerun.counts, rerun.documents) == (clean.counts, clean.documents), f"{kills} left other rows"
+    assert _query(pg_url, STATS_DRIFT, schema) == []
     assert set(clean.cache) <= set(rerun.cache) <= set(clean.cache) | set(older.cache)
 
 

@@ -101,9 +101,9 @@ def test_gold_spans_match_case_and_whitespace_aside() -> None:
 
 
 def test_judge_counts_hits_citations_language_and_problems() -> None:
-    assert judge(CITES_GOLD, CASE, 1.0) == Judged("q0", True, True, 1, 1, True, True, 1.0, (), "text [1]")
+    assert judge(CITES_GOLD, CASE, 1.0) == Judged("q0", True, True, 1, 1, True, True, 1.0, (), "text [1]", "de")
     assert judge(CITES_OTHER, CASE, 2.0) == Judged("q0", False, True, 1, 0, False, False, 2.0, ("unsupported",),
-                                                   "text [1]")
+                                                   "text [1]", "de")
     assert judge(CITES_NOTHING, CASE, 3.0) == Judged("q0", False, False, 0, 0, False, False, 3.0,
                                                      ("no-citations",), "text [1]")
 

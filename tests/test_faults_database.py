@@ -21,7 +21,7 @@ from psycopg_pool import PoolTimeout
 from rag.config import Config, DbConfig, IngestConfig
 from rag.errors import SchemaMismatch, StoreError
 from rag.rosetta import Rosetta
-from rag.store.pg import _errors
+from rag.store.adapt import errors as _errors
 from tests.fakes import HashEncoder
 
 TIMEOUT_S = 1.0

@@ -128,13 +128,19 @@ def test_e5_finds_the_german_sentence_across_languages(e5: E5SmallEncoder, quest
     assert second.startswith("> ") and second.endswith("]")
 
 
+def test_questions_and_headings_are_not_quoted() -> None:
+    passages = (_passage(1, "## Filter\n\nHow often must the air filter be replaced? Every six months, replace it."),)
+    quotes = ExtractiveGenerator(HashEncoder(dim=512), split_sentences, sentences=3).quotes(QUESTION, passages)
+    assert [q.text for q in quotes] == ["Every six months, replace it."]
+
+
 def test_the_passage_counts_so_a_sentence_of_the_relevant_passage_wins() -> None:
     """With passage_weight 0.5, half a sentence's score is its passage's: the filter passage lends its sentences weight."""
     encoder = HashEncoder(dim=512)
     passages = (_passage(1, "The air filter must be replaced. Every six months, open the left cover of the filter."),
-                _passage(2, "How often must the pump start? The pump is loud."))
+                _passage(2, "How often the pump must start depends on the pressure. The pump is loud."))
     sentences = [("The air filter must be replaced.", 1), ("Every six months, open the left cover of the filter.", 1),
-                 ("How often must the pump start?", 2), ("The pump is loud.", 2)]
+                 ("How often the pump must start depends on the pressure.", 2), ("The pump is loud.", 2)]
     query = encoder.encode_queries([QUESTION])[0].dense
 
     def cosine(text: str) -> float:

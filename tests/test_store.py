@@ -30,7 +30,7 @@ def _rows(store: PgStore, query: str) -> list[tuple[object, ...]]:
 
 def test_migrations_are_versioned_and_idempotent(store: PgStore) -> None:
     assert store.migrate() == len(MIGRATIONS)
-    assert _rows(store, "SELECT version FROM {s}.schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert _rows(store, "SELECT version FROM {s}.schema_migrations ORDER BY version") == [(1,), (2,), (3,)]
 
 
 def test_collection_records_encoder_and_builds_partial_indexes(store: PgStore) -> None:

@@ -19,6 +19,7 @@ from rag.answer.dialogue import GenerationRequest, Generator
 from rag.answer.loop import Asker, Question, Search, drain, history_messages, streamed
 from rag.answer.prompts import rewrite_message
 from rag.answer.types import Answer, Step
+from rag.centering import Centering
 from rag.chunk import split_prose
 from rag.config import GenerationConfig
 from rag.lang import language_name, normalize_language
@@ -66,6 +67,7 @@ class AnswerParts:
     detect: Callable[[str], str | None]
     settings: GenerationConfig
     k: int
+    centering: Centering | None = None
 
 
 def answer_steps(parts: AnswerParts, question: str, language: str | None, where: Filter | None,
@@ -79,7 +81,7 @@ def answer_steps(parts: AnswerParts, question: str, language: str | None, where:
     standalone, step = rewrite(generator, history, question, target)
     threshold = g.support_threshold if g.support_threshold is not None else support_threshold(parts.encoder.name)
     check = partial(cite, encoder=parts.encoder, split=split_prose, detect=parts.detect, threshold=threshold)
-    asker = Asker(generator, parts.search, check, parts.k, g, [step] if step else [])
+    asker = Asker(generator, parts.search, check, parts.k, g, [step] if step else [], parts.centering)
     turns = history_messages([(a.question, a.text) for a in history]) if generator.is_llm else ()
     return asker.run(Question(question, standalone, target, language_name(target), where, turns), stream)
 

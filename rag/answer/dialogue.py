@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from rag.centering import Centering
 from rag.types import Hit, JsonValue
 
 
@@ -87,6 +88,9 @@ class GenerationRequest:
     tools: tuple[ToolSpec, ...] = ()
     max_tokens: int = 1024
     temperature: float = 0.0
+    # The collection's language means, for generators that compare the question with passage text
+    # themselves (extractive): language-neutral scores, as search uses. None: plain cosine.
+    centering: Centering | None = None
 
     def __post_init__(self) -> None:
         if not self.messages:

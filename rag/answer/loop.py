@@ -28,6 +28,7 @@ from rag.answer.dialogue import (
 )
 from rag.answer.prompts import question_message, repair_message, search_tool, system_message, tool_result
 from rag.answer.types import Answer, Problem, ProblemKind, Step
+from rag.centering import Centering
 from rag.config import GenerationConfig
 from rag.errors import ConfigError, StoreError
 from rag.types import Filter, Hit
@@ -82,6 +83,7 @@ class Asker:
     k: int
     settings: GenerationConfig = field(default_factory=GenerationConfig)
     trace: list[Step] = field(default_factory=list)
+    centering: Centering | None = None
 
     def run(self, question: Question, stream: bool) -> Gen[str, None, Answer]:
         """Yield text deltas (when ``stream``) and return the checked Answer."""
@@ -123,7 +125,7 @@ class Asker:
                  tools: tuple[ToolSpec, ...]) -> GenerationRequest:
         s = self.settings
         return GenerationRequest(tuple(messages), tuple(passages), question.standalone, question.language,
-                                 tools, s.max_tokens, s.temperature)
+                                 tools, s.max_tokens, s.temperature, self.centering)
 
     def _generate(self, request: GenerationRequest, stream: bool, kind: str = "generate"
                   ) -> Gen[str, None, Reply]:

@@ -60,6 +60,25 @@ def stopword_indices(language: str | None, dim: int = LEXICAL_DIM) -> frozenset[
     return frozenset(term_index(t) % dim for word in stopwordsiso.stopwords(language) for t in terms(word))
 
 
+_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+_LATIN_WORD = regex.compile(r"^[\p{Latin}\p{M}\p{N}]+$")
+
+
+def shared_terms(text: str, dim: int = LEXICAL_DIM) -> frozenset[int]:
+    """Term ids of the words of ``text`` that survive translation: those with a digit (codes such as HX-F07
+    or E22, numbers, versions), and Latin-script words in a text mostly written in another script (product
+    names and English terms inside Japanese or Chinese).
+
+    Measured on XQuAD and the manuals (README, "Language-neutral retrieval"): counting every shared word
+    across languages also counts accidental fragments and costs cross-lingual recall.
+    """
+    words = _WORD.findall(unicodedata.normalize("NFKC", text))
+    # Two letters of another script make Latin words foreign in this text (one may be a stray symbol).
+    foreign_latin = sum(len(w) for w in words if not _LATIN_WORD.match(w)) >= 2
+    kept = [w for w in words if any(ch.isdigit() for ch in w) or (foreign_latin and _LATIN_WORD.match(w))]
+    return frozenset(term_index(t) % dim for word in kept for t in terms(word))
+
+
 def term_index(term: str) -> int:
     """Stable hash of a term into ``[0, LEXICAL_DIM)``."""
     return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=8).digest(), "big") % LEXICAL_DIM

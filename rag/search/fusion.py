@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from rag.centering import interleave
 from rag.types import Hit, LegScore
 
 
@@ -44,3 +45,22 @@ def rrf(rankings: Sequence[Sequence[Hit]], k: int = 60, weights: Sequence[float]
 
 def _leg_order(leg: LegScore) -> tuple[str, int, float]:
     return (leg.leg, leg.rank, leg.score)
+
+
+def rrf_by_language(dense: Sequence[Hit], rankings: Sequence[Sequence[Hit]], k: int = 60,
+                    weights: Sequence[float] | None = None,
+                    item_weight: Callable[[int, Hit], float] | None = None) -> list[Hit]:
+    """RRF inside each chunk language (ranks counted within it), languages interleaved by the dense scores.
+
+    ``dense`` is the language-neutral dense leg and is also ``rankings[0]``. Lexical evidence exists only
+    within a language (and for the few words that survive translation), so fusing across languages
+    would lift every chunk in the question's language that shares a word with it; here the legs only
+    reorder chunks of one language, and how languages interleave stays language-neutral.
+    """
+    languages = list(dict.fromkeys(hit.chunk.language for ranking in rankings for hit in ranking))
+    ordered = {code: rrf([[hit for hit in ranking if hit.chunk.language == code] for ranking in rankings],
+                         k, weights, item_weight) for code in languages}
+    scores: dict[str, list[float]] = {}
+    for hit in dense:
+        scores.setdefault(hit.chunk.language, []).append(hit.score)
+    return interleave(ordered, scores)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import numpy as np
+
+from rag.centering import Centering
 from rag.config import RetrievalConfig
-from rag.encoders.lexical import stopword_indices
-from rag.search.fusion import rrf
+from rag.encoders.lexical import shared_terms, stopword_indices
+from rag.search.fusion import rrf, rrf_by_language
 from rag.store import PgStore
 from rag.types import (
     Collection,
@@ -27,6 +30,12 @@ from rag.types import (
     Translator,
     check_text,
 )
+
+
+def _within(where: Filter | None, languages: tuple[str, ...]) -> Filter | None:
+    """``where`` narrowed to ``languages`` (None when none of them is left)."""
+    allowed = tuple(code for code in languages if not (where and where.languages) or code in where.languages)
+    return replace(where or Filter(), languages=allowed) if allowed else None
 
 
 def bm25_idf(total: int, frequency: int) -> float:
@@ -56,12 +65,21 @@ class Retriever:
         check_text(query, "query")
         hits = self._fused_in_sql(query, where) if self._sql_fusion(mode, translate) else None
         if hits is None:
-            rankings, weights, languages = self._legs(query, where, mode, translate)
-            hits = rankings[0] if len(rankings) == 1 else rrf(rankings, self.settings.rrf_k, weights,
-                                                               self._language_weight(languages))
+            hits = self._fused(query, where, mode, translate)
         if rerank and self.reranker is not None and hits:
             return self.reranker.rerank(query, hits[: max(self.settings.rerank_candidates, k)], k)
         return hits[:k]
+
+    def _fused(self, query: str, where: Filter | None, mode: SearchMode, translate: bool) -> list[Hit]:
+        rankings, weights, languages = self._legs(query, where, mode, translate)
+        if len(rankings) == 1:
+            return rankings[0]
+        if self._neutral(mode):
+            return rrf_by_language(rankings[0], rankings, self.settings.rrf_k, weights)
+        return rrf(rankings, self.settings.rrf_k, weights, self._language_weight(languages))
+
+    def _neutral(self, mode: SearchMode) -> bool:
+        return self.settings.language_neutral and mode is SearchMode.HYBRID
 
     def _sql_fusion(self, mode: SearchMode, translate: bool) -> bool:
         translating = translate and self.translator is not None and self.settings.translate_languages > 0
@@ -94,16 +112,53 @@ class Retriever:
         weights: list[float] = []
         languages: list[str | None] = []
         if mode in (SearchMode.DENSE, SearchMode.HYBRID):
-            rankings.append(self.store.dense_search(self.collection, encoding.dense, s.k_dense, where, s.ef_search))
+            rankings.append(self._dense(encoding.dense, query, where))
             weights.append(s.dense_weight)
             languages.append(None)
         if mode in (SearchMode.SPARSE, SearchMode.HYBRID):
             own = self.detect(query)
             for leg, sparse in self._sparse_queries(query, own, encoding.sparse, translate):
-                rankings.append(self.store.sparse_search(self.collection, sparse, s.k_sparse, where, s.ef_search, leg))
-                weights.append(s.sparse_weight)
-                languages.append(leg.removeprefix("sparse:") if ":" in leg else own)
+                language = leg.removeprefix("sparse:") if ":" in leg else own
+                for name, vector, scope in self._scoped(leg, language, sparse, query, where, mode):
+                    rankings.append(self.store.sparse_search(self.collection, vector, s.k_sparse, scope, s.ef_search,
+                                                             name))
+                    weights.append(s.sparse_weight)
+                    languages.append(language)
         return rankings, weights, languages
+
+    def _scoped(self, leg: str, language: str | None, sparse: SparseVector, query: str, where: Filter | None,
+                mode: SearchMode) -> list[tuple[str, SparseVector, Filter | None]]:
+        """A lexical leg as it runs: over every chunk, or (language-neutral hybrid) over the chunks of its own
+        language with all its words, plus ``sparse:shared`` over the other languages with only the words
+        that survive translation (``shared_terms``: codes, numbers, Latin terms in other scripts)."""
+        if not self._neutral(mode) or language is None:
+            return [(leg, sparse, where)]
+        others = tuple(code for code in self._languages_stored() if code != language)
+        scoped = [(leg, sparse, _within(where, (language,)))]
+        shared = shared_terms(query, sparse.dim) if leg == "sparse" and self.encoder.lexical_idf else frozenset()
+        kept = {term: weight for term, weight in sparse.weights.items() if term in shared}
+        if kept and others:
+            scoped.append(("sparse:shared", SparseVector(kept, sparse.dim), _within(where, others)))
+        return [(name, vector, scope) for name, vector, scope in scoped if scope is not None]
+
+    def _languages_stored(self) -> tuple[str, ...]:
+        return self.store.centering(self.collection).chunks.languages
+
+    def centering(self) -> Centering | None:
+        """The collection's language means as they are now; None when language-neutral scoring is off."""
+        s = self.settings
+        if not s.language_neutral:
+            return None
+        return self.store.centering(self.collection, s.language_prior, s.query_language_weight, s.sentence_weight)
+
+    def _dense(self, vector: np.ndarray, query: str, where: Filter | None) -> list[Hit]:
+        """The dense leg: language-neutral (centred cosine, per-language scans) unless turned off."""
+        s = self.settings
+        centering = self.centering()
+        if centering is None:
+            return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search)
+        return self.store.neutral_dense_search(self.collection, vector, self.detect(query), centering, s.k_dense,
+                                               where, s.ef_search, s.exact_scan_below)
 
     def _sparse_queries(self, query: str, own: str | None, sparse: SparseVector | None, translate: bool
                         ) -> list[tuple[str, SparseVector]]:

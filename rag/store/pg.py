@@ -1,31 +1,32 @@
 """PgStore: collections, documents and chunks with dense ``vector`` and sparse ``sparsevec`` columns.
 
-The only module that knows pgvector's Python types; psycopg errors become StoreError here.
+With ``rag/store/adapt.py`` (psycopg errors as StoreError, pgvector's types as ours), the only code that
+knows the database.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import psycopg
-from pgvector import SparseVector as PgSparseVector
-from pgvector import Vector
 from psycopg import sql
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool
 
+from rag.centering import Centering
 from rag.config import RetrievalConfig
-from rag.errors import SchemaMismatch, StoreError
+from rag.errors import SchemaMismatch
+from rag.store.adapt import chunk_row, copy_sentences, dense_from_pg, errors, from_pg, to_pg
+from rag.store.neutral import centering_from_rows, interleaved, language_legs
 from rag.store.schema import create_collection_indexes, migrate
 from rag.store.sql import (
     CHUNK_COUNT,
     DENSE_SEARCH,
     EXACT_DENSE_SEARCH,
     HYBRID_SEARCH,
+    LANGUAGE_STATS,
     NEIGHBOURS,
     SET_EF_SEARCH,
     SET_ITERATIVE_SCAN,
@@ -37,7 +38,17 @@ from rag.store.sql import (
     row_to_hit,
     search_statement,
 )
-from rag.types import Chunk, Collection, CollectionStatus, Document, Encoding, Filter, Hit, SparseVector
+from rag.types import (
+    Chunk,
+    Collection,
+    CollectionStatus,
+    Document,
+    Encoding,
+    Filter,
+    Hit,
+    SentenceVector,
+    SparseVector,
+)
 
 _GET_COLLECTION = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections WHERE name = %(name)s"
 _LIST_COLLECTIONS = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections ORDER BY name"
@@ -63,6 +74,9 @@ _COPY_CHUNKS = """
 """
 _CHUNK_TYPES = ["int4", "text", "int8", "int4", "text", "text", "int4", "text[]", "int4", "int4",
                 "vector", "sparsevec", "float4", "int4[]"]
+_COPY_SENTENCES = """
+    COPY {schema}.sentences (collection_id, chunk_id, ordinal, language, dense) FROM STDIN WITH (FORMAT BINARY)
+"""
 _DELETE_DOCUMENTS = "DELETE FROM {schema}.documents WHERE collection_id = %(collection)s AND uri = ANY(%(uris)s)"
 _COUNTS = """
     SELECT (SELECT count(*) FROM {schema}.documents WHERE collection_id = %(collection)s),
@@ -86,48 +100,6 @@ _CACHE_PUT = """
 """
 
 
-@contextmanager
-def _errors(action: str) -> Iterator[None]:
-    """Translate psycopg errors into StoreError, naming what we were doing."""
-    try:
-        yield
-    except psycopg.errors.UndefinedTable as exc:
-        raise SchemaMismatch(f"{action}: Rosetta's tables are missing; run `rosetta ingest` first ({exc})") from exc
-    except PoolTimeout as exc:  # the pool's message names the server (rag.store.database.ServerPool)
-        raise StoreError(f"{action} failed: {exc}; check that the database server is running and reachable, "
-                         "then retry (the pool reconnects by itself), or raise db.timeout_s if it is only busy"
-                         ) from exc
-    except psycopg.errors.DiskFull as exc:
-        full = str(exc).strip().split("\n", 1)[0]  # the next line is the server's HINT, which we replace
-        raise StoreError(f"{action} failed: {full}; free disk space on the database server, then run it again "
-                         "(what was stored before stays intact)") from exc
-    except psycopg.OperationalError as exc:
-        if exc.sqlstate is not None and not exc.sqlstate.startswith("57P"):  # 57P0x: the server shut down
-            raise StoreError(f"{action} failed: {str(exc).strip()}") from exc
-        lost = str(exc).strip().split("\n", 1)[0]  # libpq adds a tab-indented guess on further lines
-        raise StoreError(f"{action} failed: {lost}; check that the database server is running, then retry "
-                         "(the pool reconnects by itself)") from exc
-    except psycopg.Error as exc:
-        raise StoreError(f"{action} failed: {str(exc).strip()}") from exc
-
-
-def _to_pg(sparse: SparseVector | None) -> PgSparseVector | None:
-    if sparse is None:
-        return None
-    return PgSparseVector({int(i): float(w) for i, w in sparse.weights.items()}, sparse.dim)
-
-
-def _dense_from_pg(value: Any) -> np.ndarray:
-    # pgvector's loaders return numpy arrays or Vector objects depending on the wire format.
-    return np.asarray(value.to_numpy() if isinstance(value, Vector) else value, dtype=np.float32)
-
-
-def _from_pg(value: PgSparseVector | None) -> SparseVector | None:
-    if value is None:
-        return None
-    return SparseVector(dict(zip(value.indices(), value.values())), value.dimensions())
-
-
 @dataclass(frozen=True, slots=True)
 class PgStore:
     """Rosetta's tables in ``schema`` of the database behind ``pool``."""
@@ -140,23 +112,23 @@ class PgStore:
 
     def migrate(self) -> int:
         """Create or upgrade the tables; return the schema version."""
-        with _errors("migrating the schema"), self.pool.connection() as conn:
+        with errors("migrating the schema"), self.pool.connection() as conn:
             return migrate(conn, self.schema)
 
     def collection(self, name: str) -> Collection | None:
         """The collection called ``name``, or None."""
-        with _errors(f"reading collection {name!r}"), self.pool.connection() as conn:
+        with errors(f"reading collection {name!r}"), self.pool.connection() as conn:
             row = conn.execute(self._sql(_GET_COLLECTION), {"name": name}).fetchone()
         return Collection(*row) if row else None
 
     def collections(self) -> list[Collection]:
         """Every collection, by name."""
-        with _errors("listing collections"), self.pool.connection() as conn:
+        with errors("listing collections"), self.pool.connection() as conn:
             return [Collection(*row) for row in conn.execute(self._sql(_LIST_COLLECTIONS))]
 
     def ensure_collection(self, name: str, encoder: str, dim: int, sparse_dim: int) -> Collection:
         """Return collection ``name``, creating it for this encoder; SchemaMismatch if another encoder built it."""
-        with _errors(f"creating collection {name!r}"), self.pool.connection() as conn, conn.transaction():
+        with errors(f"creating collection {name!r}"), self.pool.connection() as conn, conn.transaction():
             conn.execute(self._sql(_INSERT_COLLECTION),
                          {"name": name, "encoder": encoder, "dim": dim, "sparse_dim": sparse_dim})
             row = conn.execute(self._sql(_GET_COLLECTION), {"name": name}).fetchone()
@@ -173,7 +145,7 @@ class PgStore:
 
     def document_hashes(self, collection: Collection) -> dict[str, str]:
         """``{uri: content_hash}`` of every document in the collection."""
-        with _errors("reading document hashes"), self.pool.connection() as conn:
+        with errors("reading document hashes"), self.pool.connection() as conn:
             rows = conn.execute(self._sql(_DOCUMENT_HASHES), {"collection": collection.id})
             return {str(uri): str(digest) for uri, digest in rows}
 
@@ -185,8 +157,10 @@ class PgStore:
         chunks: Sequence[Chunk],
         encodings: Sequence[Encoding],
         sparse_max_terms: int = 1000,
+        sentences: Sequence[SentenceVector] = (),
     ) -> int:
-        """Insert or replace a document and all its chunks in one transaction; return the chunk count."""
+        """Insert or replace a document, its chunks and their sentence vectors in one transaction; return the
+        chunk count."""
         if len(chunks) != len(encodings):
             raise ValueError(f"{len(chunks)} chunks but {len(encodings)} encodings for {document.uri}")
         params = {
@@ -194,26 +168,28 @@ class PgStore:
             "language": document.language or "und", "content_type": document.content_type,
             "hash": content_hash, "metadata": json.dumps(document.metadata, ensure_ascii=False, default=str),
         }
-        with _errors(f"storing {document.uri}"), self.pool.connection() as conn, conn.transaction():
+        with errors(f"storing {document.uri}"), self.pool.connection() as conn, conn.transaction():
             row = conn.execute(self._sql(_UPSERT_DOCUMENT), params).fetchone()
             assert row is not None
             conn.execute(self._sql(_DELETE_CHUNKS), {"document": row[0]})
             with conn.cursor() as cursor, cursor.copy(self._sql(_COPY_CHUNKS)) as copy:
                 copy.set_types(_CHUNK_TYPES)
                 for chunk, encoding in zip(chunks, encodings):
-                    copy.write_row(_chunk_row(collection, int(row[0]), chunk, encoding, sparse_max_terms))
+                    copy.write_row(chunk_row(collection, int(row[0]), chunk, encoding, sparse_max_terms))
+            if sentences:
+                copy_sentences(conn, self._sql(_COPY_SENTENCES), collection, chunks, sentences)
         return len(chunks)
 
     def delete_documents(self, collection: Collection, uris: Sequence[str]) -> int:
         """Delete documents (and their chunks) by URI; return how many were deleted."""
-        with _errors("deleting documents"), self.pool.connection() as conn, conn.transaction():
+        with errors("deleting documents"), self.pool.connection() as conn, conn.transaction():
             cursor = conn.execute(self._sql(_DELETE_DOCUMENTS), {"collection": collection.id, "uris": list(uris)})
             return cursor.rowcount
 
     def status(self, collection: Collection) -> CollectionStatus:
         """Document and chunk counts, chunks and documents per language."""
         args = {"collection": collection.id}
-        with _errors(f"reading status of {collection.name!r}"), self.pool.connection() as conn:
+        with errors(f"reading status of {collection.name!r}"), self.pool.connection() as conn:
             counts = conn.execute(self._sql(_COUNTS), args).fetchone()
             assert counts is not None
             languages = {str(k): int(v) for k, v in conn.execute(self._sql(_CHUNK_LANGUAGES), args)}
@@ -235,9 +211,31 @@ class PgStore:
                            where: Filter | None = None) -> list[Hit]:
         """Like ``dense_search`` but by a full scan, without the index: the ground truth for ANN recall."""
         statement, params = search_statement(EXACT_DENSE_SEARCH, self.schema, collection, collection.dim, where)
-        with _errors("exact dense search"), self.pool.connection() as conn:
+        with errors("exact dense search"), self.pool.connection() as conn:
             rows = conn.execute(statement, {**params, "query": query, "k": k}).fetchall()
         return [row_to_hit(row, collection, "exact", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
+
+    def centering(self, collection: Collection, prior: float = 2.0, query_weight: float = 0.5,
+                  sentence_weight: float = 0.5) -> Centering:
+        """The collection's per-language means of chunk and sentence vectors (kept by triggers, migration 3)."""
+        with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
+            rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
+        return centering_from_rows(rows, prior, query_weight, sentence_weight)
+
+    def neutral_dense_search(self, collection: Collection, question: np.ndarray, language: str | None,
+                             centering: Centering, k: int, where: Filter | None = None, ef_search: int = 100,
+                             exact_below: int = 1000) -> list[Hit]:
+        """Up to ``k`` chunks per language, ordered within it by cosine and interleaved by centred cosine
+        (leg ``dense``; rag/store/neutral.py). Languages with fewer than ``exact_below`` chunks are scanned
+        exactly, the others through the collection's HNSW index (iteratively, as rows are filtered)."""
+        if question.shape != (collection.dim,):
+            raise SchemaMismatch(f"query vector has shape {question.shape}; collection {collection.name!r} "
+                                 f"stores {collection.dim}-d vectors")
+        legs = language_legs(self.schema, collection, question, language, centering, k, where, exact_below)
+        if legs is None:
+            return []
+        statement, params, query = legs
+        return interleaved(collection, centering, query, question, self._search(statement, params, True, ef_search))
 
     def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
                       ef_search: int = 100, leg: str = "sparse") -> list[Hit]:
@@ -248,7 +246,7 @@ class PgStore:
         if not query.weights:
             return []
         statement, params = search_statement(SPARSE_SEARCH, self.schema, collection, collection.sparse_dim, where)
-        rows = self._search(statement, {**params, "query": _to_pg(query), "k": k}, where, ef_search)
+        rows = self._search(statement, {**params, "query": to_pg(query), "k": k}, where, ef_search)
         # The index also returns chunks sharing no term (inner product 0) once the matches run out.
         matching = [row for row in rows if float(row[10]) < 0]
         return [row_to_hit(row, collection, leg, rank, -float(row[10])) for rank, row in enumerate(matching, 1)]
@@ -257,23 +255,24 @@ class PgStore:
                       where: Filter | None, language: str | None, fusion: RetrievalConfig) -> list[Hit]:
         """Dense and sparse legs fused by RRF inside Postgres in one statement (same result as ``rrf``), as ``fusion`` says."""
         statement, params = search_statement(HYBRID_SEARCH, self.schema, collection, collection.dim, where)
-        params |= {"dense": dense, "sparse": _to_pg(sparse), "k": k, "k_dense": fusion.k_dense,
+        params |= {"dense": dense, "sparse": to_pg(sparse), "k": k, "k_dense": fusion.k_dense,
                    "k_sparse": fusion.k_sparse, "rrf_k": float(fusion.rrf_k),
                    "dense_weight": float(fusion.dense_weight), "sparse_weight": float(fusion.sparse_weight),
                    "language": language, "cross_language_weight": float(fusion.cross_language_sparse_weight)}
         return [fused_row_to_hit(row, collection) for row in self._search(statement, params, where, fusion.ef_search)]
 
-    def _search(self, statement: sql.Composed, params: dict[str, Any], where: Filter | None,
+    def _search(self, statement: sql.Composed, params: dict[str, Any], filtered: bool | Filter | None,
                 ef_search: int) -> list[tuple[Any, ...]]:
-        with _errors("search"), self.pool.connection() as conn, conn.transaction():
+        """Run a search statement with ``ef_search``, and HNSW's iterative scan when rows are filtered."""
+        with errors("search"), self.pool.connection() as conn, conn.transaction():
             conn.execute(SET_EF_SEARCH, {"ef": str(int(ef_search))})
-            if where is not None and not where.is_empty():
+            if filtered is True or (isinstance(filtered, Filter) and not filtered.is_empty()):
                 conn.execute(SET_ITERATIVE_SCAN)
             return conn.execute(statement, params).fetchall()
 
     def term_frequencies(self, collection: Collection, terms: Sequence[int]) -> tuple[int, dict[int, int]]:
         """The collection's chunk count and, per term id, how many chunks contain it (for IDF)."""
-        with _errors("counting term frequencies"), self.pool.connection() as conn:
+        with errors("counting term frequencies"), self.pool.connection() as conn:
             total = conn.execute(collection_statement(CHUNK_COUNT, self.schema, collection)).fetchone()
             rows = conn.execute(collection_statement(TERM_FREQUENCIES, self.schema, collection),
                                 {"terms": [int(t) for t in terms]}).fetchall()
@@ -282,32 +281,18 @@ class PgStore:
     def neighbours(self, collection: Collection, chunk: Chunk, radius: int = 1) -> list[Chunk]:
         """``chunk`` and up to ``radius`` chunks either side of it in its document, in order."""
         params = {"uri": chunk.document_uri, "low": chunk.ordinal - radius, "high": chunk.ordinal + radius}
-        with _errors("reading a passage's neighbours"), self.pool.connection() as conn:
+        with errors("reading a passage's neighbours"), self.pool.connection() as conn:
             rows = conn.execute(collection_statement(NEIGHBOURS, self.schema, collection), params).fetchall()
         return [row_to_chunk(row) for row in rows]
 
     def cached_encodings(self, model: str, hashes: Sequence[str]) -> dict[str, Encoding]:
         """Encodings cached for ``model`` under these text hashes."""
-        with _errors("reading the encoding cache"), self.pool.connection() as conn:
+        with errors("reading the encoding cache"), self.pool.connection() as conn:
             rows = conn.execute(self._sql(_CACHE_GET), {"model": model, "hashes": list(hashes)})
-            return {str(h): Encoding(_dense_from_pg(dense), _from_pg(sparse)) for h, dense, sparse in rows}
+            return {str(h): Encoding(dense_from_pg(dense), from_pg(sparse)) for h, dense, sparse in rows}
 
     def cache_encodings(self, model: str, encodings: Mapping[str, Encoding]) -> None:
         """Remember encodings for ``model`` by text hash (first writer wins)."""
-        rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": _to_pg(e.sparse)} for h, e in encodings.items()]
-        with _errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
+        rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": to_pg(e.sparse)} for h, e in encodings.items()]
+        with errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
             cursor.executemany(self._sql(_CACHE_PUT), rows)
-
-
-def _chunk_row(
-    collection: Collection, document_id: int, chunk: Chunk, encoding: Encoding, max_terms: int
-) -> tuple[Any, ...]:
-    if encoding.dense.shape != (collection.dim,):
-        raise SchemaMismatch(
-            f"chunk {chunk.id} has a {encoding.dense.shape[0]}-d vector; collection {collection.name!r} "
-            f"stores {collection.dim}-d vectors"
-        )
-    sparse, cut = (encoding.sparse.top(max_terms) if encoding.sparse is not None else (None, 0.0))
-    terms = sorted(sparse.weights) if sparse is not None else []
-    return (collection.id, chunk.id, document_id, chunk.ordinal, chunk.text, chunk.language, chunk.page,
-            list(chunk.heading), chunk.start, chunk.end, encoding.dense, _to_pg(sparse), cut, terms)

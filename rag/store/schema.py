@@ -73,6 +73,74 @@ MIGRATIONS: tuple[str, ...] = (
     ) WHERE sparse IS NOT NULL;
     CREATE INDEX chunks_terms ON {schema}.chunks USING gin (terms);
     """,
+    # 3: sentence vectors (a chunk is also scored by its best sentence; chunks of one sentence have none),
+    # and per collection, kind (chunk or sentence) and language the row count and the sum of the dense
+    # vectors, from which language-neutral search takes each language's mean (rag/centering.py). Triggers
+    # keep the sums in the same transaction as the rows, whatever writes them (ingest, prune, a cascade, an
+    # UPDATE), so they are right after a crash too. A trigger first takes a per-collection lock, so two
+    # writers never update the same sums in opposite orders (a deadlock).
+    """
+    CREATE TABLE {schema}.sentences (
+        collection_id integer NOT NULL,
+        chunk_id text NOT NULL,
+        ordinal integer NOT NULL,
+        language text NOT NULL,
+        dense vector NOT NULL,
+        PRIMARY KEY (collection_id, chunk_id, ordinal),
+        FOREIGN KEY (collection_id, chunk_id) REFERENCES {schema}.chunks (collection_id, id) ON DELETE CASCADE
+    );
+    CREATE TABLE {schema}.language_stats (
+        collection_id integer NOT NULL REFERENCES {schema}.collections (id) ON DELETE CASCADE,
+        kind text NOT NULL CHECK (kind IN ('chunk', 'sentence')),
+        language text NOT NULL,
+        rows bigint NOT NULL,
+        dense_sum vector NOT NULL,
+        PRIMARY KEY (collection_id, kind, language)
+    );
+    INSERT INTO {schema}.language_stats (collection_id, kind, language, rows, dense_sum)
+    SELECT collection_id, 'chunk', language, count(*), sum(dense) FROM {schema}.chunks
+    GROUP BY collection_id, language;
+    CREATE INDEX chunks_language ON {schema}.chunks (collection_id, language);
+
+    CREATE FUNCTION {schema}.language_stats_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        stat_kind text := TG_ARGV[0];
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            PERFORM pg_advisory_xact_lock(hashtext('rosetta-language-stats'), collection_id)
+            FROM (SELECT DISTINCT collection_id FROM removed ORDER BY 1) AS touched;
+            UPDATE {schema}.language_stats s SET rows = s.rows - r.rows, dense_sum = s.dense_sum - r.dense_sum
+            FROM (SELECT collection_id, language, count(*) AS rows, sum(dense) AS dense_sum FROM removed
+                  GROUP BY collection_id, language) AS r
+            WHERE s.collection_id = r.collection_id AND s.kind = stat_kind AND s.language = r.language;
+            DELETE FROM {schema}.language_stats s WHERE s.rows <= 0;
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            PERFORM pg_advisory_xact_lock(hashtext('rosetta-language-stats'), collection_id)
+            FROM (SELECT DISTINCT collection_id FROM added ORDER BY 1) AS touched;
+            INSERT INTO {schema}.language_stats AS s (collection_id, kind, language, rows, dense_sum)
+            SELECT collection_id, stat_kind, language, count(*), sum(dense) FROM added
+            GROUP BY collection_id, language ORDER BY collection_id, language
+            ON CONFLICT (collection_id, kind, language) DO UPDATE
+            SET rows = s.rows + excluded.rows, dense_sum = s.dense_sum + excluded.dense_sum;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER language_stats_insert AFTER INSERT ON {schema}.chunks REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.language_stats_change('chunk');
+    CREATE TRIGGER language_stats_delete AFTER DELETE ON {schema}.chunks REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.language_stats_change('chunk');
+    CREATE TRIGGER language_stats_update AFTER UPDATE ON {schema}.chunks
+        REFERENCING OLD TABLE AS removed NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.language_stats_change('chunk');
+    CREATE TRIGGER language_stats_insert AFTER INSERT ON {schema}.sentences REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.language_stats_change('sentence');
+    CREATE TRIGGER language_stats_delete AFTER DELETE ON {schema}.sentences REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.language_stats_change('sentence');
+    CREATE TRIGGER language_stats_update AFTER UPDATE ON {schema}.sentences
+        REFERENCING OLD TABLE AS removed NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.language_stats_change('sentence');
+    """,
 )
 
 COLLECTION_INDEXES = (

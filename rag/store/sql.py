@@ -6,6 +6,7 @@ the planner must see them to use a collection's partial HNSW index; every user v
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import sql
@@ -68,6 +69,31 @@ HYBRID_SEARCH = """
     JOIN {schema}.documents d ON d.id = c.document_id
     ORDER BY f.score DESC, c.id LIMIT %(k)s
 """
+# Language-neutral dense search (rag/centering.py): one scan per language, each returning the products the
+# scores are made of (for the chunk's vector and each of its sentences: q'.d, q.d, d.mean and |d|), which
+# Python combines; the UNION ALL of LANGUAGE_LEGs is one statement. A language with few chunks is scanned
+# exactly (``{order}`` without the index's cast), as an iterative HNSW scan would walk much of the graph
+# to collect its k rows.
+LANGUAGE_STATS = """
+    SELECT kind, language, rows, dense_sum FROM {schema}.language_stats WHERE collection_id = {collection}
+"""
+LANGUAGE_LEG = """
+    (SELECT {columns}, -(c.dense <#> %(query)s::vector), -(c.dense <#> %(plain)s::vector),
+            -(c.dense <#> {centroid}::vector), vector_norm(c.dense),
+            s.query_dots, s.plain_dots, s.centroid_dots, s.norms
+     FROM (SELECT c.* FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+           WHERE c.collection_id = {collection} AND c.language = {language} {filters}
+           ORDER BY {order} LIMIT %(k)s) AS c
+     JOIN {schema}.documents d ON d.id = c.document_id
+     LEFT JOIN LATERAL (
+         SELECT array_agg(-(s.dense <#> %(query)s::vector)) AS query_dots,
+                array_agg(-(s.dense <#> %(plain)s::vector)) AS plain_dots,
+                array_agg(-(s.dense <#> {sentence_centroid}::vector)) AS centroid_dots,
+                array_agg(vector_norm(s.dense)) AS norms
+         FROM {schema}.sentences s WHERE s.collection_id = {collection} AND s.chunk_id = c.id) AS s ON true)
+"""
+INDEX_ORDER = "c.dense::vector({dim}) <=> %(plain)s::vector({dim})"
+EXACT_ORDER = "c.dense <=> %(plain)s::vector"
 SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
 # With filters, keep scanning the graph until k rows pass them (pgvector >= 0.8).
 SET_ITERATIVE_SCAN = "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)"
@@ -137,6 +163,23 @@ def search_statement(template: str, schema: str, collection: Collection, dim: in
         filters=filters,
     )
     return statement, params
+
+
+def language_legs_statement(schema: str, collection: Collection, languages: Sequence[tuple[str, bool]],
+                            where: Filter | None) -> tuple[sql.Composed, dict[str, Any]]:
+    """LANGUAGE_LEG for each ``(language, exact)`` joined by UNION ALL; the caller binds query, plain, k, and
+    each leg's centroid_i and sentence_centroid_i."""
+    filters, params = compile_filter(where)
+    legs = []
+    for i, (language, exact) in enumerate(languages):
+        order = sql.SQL(EXACT_ORDER if exact else INDEX_ORDER).format(dim=sql.Literal(int(collection.dim)))
+        legs.append(sql.SQL(LANGUAGE_LEG).format(
+            columns=sql.SQL(_COLUMNS), schema=sql.Identifier(schema), collection=sql.Literal(int(collection.id)),
+            centroid=sql.Placeholder(f"centroid_{i}"), sentence_centroid=sql.Placeholder(f"sentence_centroid_{i}"),
+            language=sql.Placeholder(f"language_{i}"),
+            filters=filters, order=order))
+        params[f"language_{i}"] = language
+    return sql.SQL(" UNION ALL ").join(legs), params
 
 
 def fused_row_to_hit(row: tuple[Any, ...], collection: Collection) -> Hit:

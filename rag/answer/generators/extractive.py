@@ -16,7 +16,8 @@ import numpy as np
 
 from rag.answer.dialogue import GenerationRequest, Passage, Reply
 from rag.answer.prompts import Frame, extractive_frame
-from rag.types import Encoder
+from rag.centering import Centering, plain, stratified
+from rag.types import Chunk, Encoder
 
 # Shorter sentences ("Hinweis:", "1.2 Filter") are headings or list labels, not statements worth quoting.
 # Wide (CJK) characters count twice, so a six-character Japanese sentence still qualifies.
@@ -49,6 +50,8 @@ class ExtractiveGenerator:
     # per pair; answer_hit cross / mono): w=0 .845/.950, 0.25 .849/.955, 0.5 .840/.940, 0.75 .792/.935,
     # 1.0 .699/.905. A little passage context helps; more drowns the sentence that answers.
     passage_weight: float = 0.25
+    # The text a passage's vector was made from at ingest (rag.chunk.encoded_text), so it is a cache hit.
+    passage_text: Callable[[Chunk], str] = lambda chunk: chunk.text
 
     def __post_init__(self) -> None:
         if self.sentences < 1:
@@ -79,7 +82,8 @@ class ExtractiveGenerator:
     def generate(self, request: GenerationRequest) -> Reply:
         """The frame's intro in the answer language, then the best sentences as ``> sentence [n]`` lines."""
         started = time.perf_counter()
-        text = render(extractive_frame(request.language), self.quotes(request.question, request.passages))
+        quotes = self.quotes(request.question, request.passages, request.language, request.centering)
+        text = render(extractive_frame(request.language), quotes)
         return Reply(text, model=self.name, seconds=time.perf_counter() - started)
 
     def stream(self, request: GenerationRequest) -> Iterator[str | Reply]:
@@ -88,26 +92,47 @@ class ExtractiveGenerator:
         yield from reply.text.splitlines(keepends=True)
         yield reply
 
-    def quotes(self, question: str, passages: Sequence[Passage]) -> list[Quote]:
-        """The best ``sentences`` distinct sentences of ``passages`` for ``question``, best first."""
-        candidates = [(text, passage.number) for passage in passages for text in self._sentences(passage)]
+    def quotes(self, question: str, passages: Sequence[Passage], language: str | None = None,
+               centering: Centering | None = None) -> list[Quote]:
+        """The best ``sentences`` distinct sentences of ``passages`` for ``question``, best first.
+
+        With ``centering`` the similarities are language-neutral (rag/centering.py; ``language`` is the
+        question's), so a sentence in the question's own language does not win for its language alone.
+        """
+        candidates = [(text, passage) for passage in passages for text in self._sentences(passage)]
         if not candidates:
             return []
         (query,) = self.encoder.encode_queries([question])
-        question_vector = _unit(query.dense[np.newaxis, :])[0]
-        vectors = _unit(np.stack([e.dense for e in self.encoder.encode_passages([t for t, _ in candidates])]))
-        scores = (1 - self.passage_weight) * (vectors @ question_vector)
-        if self.passage_weight:
-            # Passages were encoded at ingest, so with the cached encoder this costs no model call.
-            texts = [p.hit.chunk.text for p in passages]
-            relevance = _unit(np.stack([e.dense for e in self.encoder.encode_passages(texts)])) @ question_vector
-            by_number = dict(zip((p.number for p in passages), relevance.tolist()))
-            scores = scores + self.passage_weight * np.array([by_number[n] for _, n in candidates])
+        sentence_vectors = np.stack([e.dense for e in self.encoder.encode_passages([t for t, _ in candidates])])
+        languages = [p.hit.chunk.language for _, p in candidates]
+        plain_scores = self._scores(plain(), query.dense, sentence_vectors, languages, passages, candidates)
+        if centering is None:
+            scores = plain_scores
+        else:
+            # Within a language sentences keep their plain order; centred scores only interleave languages.
+            neutral = self._scores(centering, centering.chunks.query(query.dense, language), sentence_vectors,
+                                   languages, passages, candidates)
+            scores = np.array(stratified(languages, plain_scores.tolist(), neutral.tolist()))
         best: dict[str, Quote] = {}
-        for (text, number), score in zip(candidates, scores.tolist()):
+        for (text, passage), score in zip(candidates, scores.tolist()):
             if text not in best or score > best[text].score:
-                best[text] = Quote(text, number, float(score))
+                best[text] = Quote(text, passage.number, float(score))
         return sorted(best.values(), key=lambda quote: -quote.score)[:self.sentences]
+
+    def _scores(self, centering: Centering, query: np.ndarray, sentence_vectors: np.ndarray, languages: list[str],
+                passages: Sequence[Passage], candidates: Sequence[tuple[str, Passage]]) -> np.ndarray:
+        """(1 - w) * the sentence's similarity + w * its passage's, with ``centering``'s language means."""
+        scores: np.ndarray = (1 - self.passage_weight) * centering.sentences.similarities(
+            query, sentence_vectors, languages)
+        if self.passage_weight:
+            # Passages were encoded at ingest (as passage_text gives them), so with the cached encoder this
+            # costs no model call.
+            vectors = np.stack([e.dense for e in self.encoder.encode_passages(
+                [self.passage_text(p.hit.chunk) for p in passages])])
+            relevance = centering.chunks.similarities(query, vectors, [p.hit.chunk.language for p in passages])
+            by_number = dict(zip((p.number for p in passages), relevance.tolist()))
+            scores = scores + self.passage_weight * np.array([by_number[p.number] for _, p in candidates])
+        return scores
 
     def _sentences(self, passage: Passage) -> list[str]:
         """The passage's quotable sentences; its whole text when no sentence qualifies."""
@@ -133,6 +158,8 @@ def _one_line(sentence: str) -> str:
 
 def _quotable(sentence: str) -> bool:
     if sentence.startswith("#"):  # a Markdown heading names a section; it states nothing
+        return False
+    if sentence.rstrip().endswith(("?", "？", "؟")):  # a question (an FAQ's heading) answers nothing
         return False
     width = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in sentence)
     return width >= MIN_WIDTH and any(ch.isalpha() for ch in sentence)

@@ -1,0 +1,66 @@
+"""Language-neutral dense search in Postgres (rag/centering.py): the statistics read, the per-language legs
+built, and their rows turned into Hits ordered within each language by cosine and interleaved by centred
+cosine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from psycopg import sql
+
+from rag.centering import Centering, LanguageMeans, Products, interleave, score_chunk
+from rag.store.adapt import dense_from_pg
+from rag.store.sql import language_legs_statement, row_to_hit
+from rag.types import Collection, Filter, Hit, LegScore
+
+
+def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_weight: float,
+                        sentence_weight: float) -> Centering:
+    """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means."""
+
+    def means(kind: str) -> LanguageMeans:
+        found = [(str(code), int(count), dense_from_pg(total)) for k, code, count, total in rows if k == kind]
+        return LanguageMeans({code: count for code, count, _ in found}, {code: v for code, _, v in found},
+                             prior, query_weight)
+
+    return Centering(means("chunk"), means("sentence"), sentence_weight)
+
+
+def language_legs(schema: str, collection: Collection, question: np.ndarray, language: str | None,
+                  centering: Centering, k: int, where: Filter | None, exact_below: int
+                  ) -> tuple[sql.Composed, dict[str, Any], np.ndarray] | None:
+    """The UNION of per-language legs with its parameters and the centred question; None when no language
+    the collection holds passes ``where``."""
+    means = centering.chunks
+    wanted = [code for code in means.languages if where is None or not where.languages or code in where.languages]
+    if not wanted:
+        return None
+    query = means.query(question, language)
+    statement, params = language_legs_statement(
+        schema, collection, [(code, means.counts[code] < exact_below) for code in wanted], where)
+    params |= {"query": query.astype(np.float32), "plain": question.astype(np.float32), "k": k}
+    for i, code in enumerate(wanted):
+        centroid = means.centroid(code)
+        sentence = centering.sentences.centroid(code) if centering.sentences.counts else centroid
+        params[f"centroid_{i}"] = np.asarray(centroid, dtype=np.float32)
+        params[f"sentence_centroid_{i}"] = np.asarray(sentence, dtype=np.float32)
+    return statement, params, query
+
+
+def interleaved(collection: Collection, centering: Centering, query: np.ndarray, question: np.ndarray,
+                 rows: Sequence[tuple[Any, ...]]) -> list[Hit]:
+    """Rows of the language legs as Hits: per language by plain score, languages interleaved by neutral score."""
+    ordered: dict[str, list[tuple[float, Hit]]] = {}
+    neutral: dict[str, list[float]] = {}
+    for row in rows:
+        sentences = [Products(*values) for values in zip(*(row[i] or () for i in range(14, 18)))]
+        scores = score_chunk(centering, query, question, row[5], Products(*map(float, row[10:14])), sentences)
+        ordered.setdefault(row[5], []).append((scores.plain, row_to_hit(row, collection, "dense", 1, scores.plain)))
+        neutral.setdefault(row[5], []).append(scores.neutral)
+    by_plain = {code: [hit for _, hit in sorted(pairs, key=lambda p: (-p[0], p[1].chunk.id))]
+                for code, pairs in ordered.items()}
+    hits = interleave(by_plain, neutral)
+    return [replace(hit, legs=(LegScore("dense", rank, hit.score),)) for rank, hit in enumerate(hits, 1)]

@@ -1,0 +1,154 @@
+"""Language-neutral scoring as pure functions: shrunk language means, centred cosines, the interleaving of
+languages, language-stratified fusion, and the words that count across languages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rag.centering import (
+    Centering,
+    LanguageMeans,
+    Products,
+    centred_cosine,
+    interleave,
+    score_chunk,
+    stratified,
+)
+from rag.encoders.lexical import shared_terms, term_index, terms
+from rag.search.fusion import rrf_by_language
+from rag.types import Chunk, Hit, LegScore
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    unit: np.ndarray = vector / np.linalg.norm(vector)
+    return unit
+
+
+def _means(rng: np.random.Generator, counts: dict[str, int], dim: int = 8, prior: float = 2.0) -> LanguageMeans:
+    sums = {code: rng.normal(size=(n, dim)).sum(axis=0) for code, n in counts.items()}
+    return LanguageMeans(counts, sums, prior)
+
+
+def test_a_language_with_one_chunk_is_shrunk_toward_the_collection_not_wiped_out() -> None:
+    chunk = np.array([1.0, 0.0, 0.0])
+    others = np.array([[0.0, 1.0, 0.0], [0.0, 0.8, 0.6]])
+    means = LanguageMeans({"it": 1, "de": 2}, {"it": chunk, "de": others.sum(axis=0)}, prior=2.0)
+    mean = (chunk + others.sum(axis=0)) / 3
+    centroid = means.centroid("it")
+    assert centroid is not None and np.allclose(centroid, (chunk + 2 * mean) / 3)
+    # Alone in its language the chunk keeps the direction that sets it apart from the collection.
+    assert np.allclose(_unit(chunk - centroid), _unit(chunk - mean))
+    without_prior = LanguageMeans(means.counts, means.sums, prior=0.0).centroid("it")
+    assert without_prior is not None and np.allclose(chunk - without_prior, 0.0)
+
+
+def test_the_question_loses_its_own_languages_mean_only_when_the_collection_holds_it() -> None:
+    means = _means(np.random.default_rng(1), {"de": 5, "ja": 3})
+    question = np.ones(8)
+    ja = means.centroid("ja")
+    assert ja is not None
+    assert np.allclose(means.query(question, "ja"), question - 0.5 * ja)  # query_weight defaults to 0.5
+    assert np.allclose(means.query(question, "en"), question) and np.allclose(means.query(question, None), question)
+
+
+def test_bad_statistics_are_refused_with_the_values() -> None:
+    with pytest.raises(ValueError, match="counts and sums name different languages"):
+        LanguageMeans({"de": 1}, {"en": np.ones(3)})
+    with pytest.raises(ValueError, match="every language needs >= 1 chunk"):
+        LanguageMeans({"de": 0}, {"de": np.ones(3)})
+    with pytest.raises(ValueError, match="sentence_weight must be in"):
+        Centering(LanguageMeans({}, {}), LanguageMeans({}, {}), 1.5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=0, max_value=2**31 - 1))
+def test_the_centred_cosine_from_sql_products_equals_the_vector_formula(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    query, vector, centroid = rng.normal(size=(3, 16))
+    expected = float(query @ (vector - centroid) / (np.linalg.norm(query) * np.linalg.norm(vector - centroid)))
+    found = centred_cosine(query, centroid, float(query @ vector), float(vector @ centroid), float(np.linalg.norm(vector)))
+    assert found == pytest.approx(expected, abs=1e-9)
+    means = LanguageMeans({"xx": 3}, {"xx": centroid * 3}, prior=0.0)
+    assert means.similarities(query, vector[np.newaxis, :], ["xx"])[0] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_chunk_is_scored_by_its_vector_and_its_best_sentence() -> None:
+    means = LanguageMeans({}, {})
+    centering = Centering(means, means, sentence_weight=0.5)
+    q = np.array([1.0, 0.0])
+    chunk = Products(query_dot=0.2, plain_dot=0.2, centroid_dot=0.0, norm=1.0)
+    sentences = [Products(0.9, 0.9, 0.0, 1.0), Products(0.1, 0.1, 0.0, 1.0)]
+    scored = score_chunk(centering, q, q, "de", chunk, sentences)
+    assert (scored.plain, scored.neutral) == pytest.approx((0.55, 0.55))
+    alone = score_chunk(centering, q, q, "de", chunk, [])  # a one-sentence chunk is its own best sentence
+    assert (alone.plain, alone.neutral) == pytest.approx((0.2, 0.2))
+
+
+def _hit(name: str, language: str, score: float = 0.0, leg: str = "dense", rank: int = 1) -> Hit:
+    chunk = Chunk(name, f"file:///{name}", 0, name, 0, len(name), language)
+    return Hit(chunk, name, score, (LegScore(leg, rank, score),), "c")
+
+
+languages_and_scores = st.lists(st.tuples(st.sampled_from(["de", "en", "ja"]), st.floats(-1, 1)), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(languages_and_scores, st.randoms())
+def test_interleaving_keeps_each_languages_order_and_takes_its_scores(items: list[tuple[str, float]],
+                                                                      random: object) -> None:
+    hits = [_hit(f"h{i}", code, score) for i, (code, score) in enumerate(items)]
+    ordered = {code: [h for h in hits if h.chunk.language == code] for code in {h.chunk.language for h in hits}}
+    for group in ordered.values():
+        random.shuffle(group)  # type: ignore[attr-defined]
+    slots = {code: [h.score for h in group] for code, group in ordered.items()}
+    merged = interleave(ordered, slots)
+    assert [h.score for h in merged] == sorted((h.score for h in merged), reverse=True)
+    for code, group in ordered.items():
+        mine = [h for h in merged if h.chunk.language == code]
+        assert [h.chunk.id for h in mine] == [h.chunk.id for h in group]
+        assert [h.score for h in mine] == sorted(slots[code], reverse=True)
+
+
+def test_stratified_scores_order_within_a_language_by_plain_and_across_by_neutral() -> None:
+    languages = ["de", "de", "ja", "ja"]
+    plain = [0.1, 0.9, 0.95, 0.2]  # the Japanese sentences are closer in plain cosine (same language)
+    neutral = [0.30, 0.35, 0.10, 0.05]
+    assert stratified(languages, plain, neutral) == [0.30, 0.35, 0.10, 0.05]
+    assert stratified(["de", "de"], [0.9, 0.1], [0.1, 0.3]) == [0.3, 0.1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["de", "en", "ja"]), min_size=1, max_size=10), st.randoms())
+def test_lexical_evidence_reorders_within_a_language_but_never_moves_a_language(
+        codes: list[str], random: object) -> None:
+    dense = [_hit(f"h{i}", code, score=1.0 - i / 100, rank=i + 1) for i, code in enumerate(codes)]
+    sparse = list(dense)
+    random.shuffle(sparse)  # type: ignore[attr-defined]
+    sparse = [_hit(h.chunk.id, h.chunk.language, 1.0, "sparse", rank) for rank, h in enumerate(sparse, 1)]
+    fused = rrf_by_language(dense, [dense, sparse])
+    assert [h.chunk.language for h in fused] == [h.chunk.language for h in dense]
+    assert sorted(h.chunk.id for h in fused) == sorted(h.chunk.id for h in dense)
+    assert all({leg.leg for leg in h.legs} == {"dense", "sparse"} for h in fused)
+
+
+def test_a_chunk_first_in_every_leg_of_its_language_leads_that_language() -> None:
+    dense = [_hit("de1", "de", 0.5, rank=1), _hit("ja1", "ja", 0.4, rank=2), _hit("de2", "de", 0.3, rank=3)]
+    sparse = [_hit("de2", "de", 9.0, "sparse", 1)]
+    fused = rrf_by_language(dense, [dense, sparse])
+    assert [(h.chunk.id, h.score) for h in fused] == [("de2", 0.5), ("ja1", 0.4), ("de1", 0.3)]
+
+
+@pytest.mark.parametrize(("text", "shared"), [
+    ("What does error code E22 mean?", {"e22"}),
+    ("HX-F07 フィルターの部品番号は？", {"hx", "f07"}),
+    ("OpenTelemetry Collector の設定", {"opentelemetry", "collector"}),
+    ("Wie lange gilt die Garantie?", set()),
+    ("保証期間は何年ですか？", set()),
+    ("What is the HX-F07 part for?", {"f07"}),
+])
+def test_words_that_survive_translation(text: str, shared: set[str]) -> None:
+    ids = shared_terms(text)
+    assert {t for t in terms(text) if term_index(t) in ids} == shared

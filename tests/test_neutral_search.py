@@ -1,0 +1,133 @@
+"""Language-neutral search on the embedded Postgres: the language statistics stay right as documents come
+and go, small languages stay findable, filters still fill k, and the demo's questions find their answer
+in whatever language it is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from rag.config import Config, RetrievalConfig
+from rag.rosetta import Rosetta
+from rag.store import PgStore
+from rag.types import Filter, SearchMode
+from tests.fakes import HashEncoder
+from tests.stats import STATS_DRIFT
+
+
+def _drift(store: PgStore) -> list[tuple[object, ...]]:
+    with store.pool.connection() as conn:
+        return conn.execute(STATS_DRIFT.format(s=store.schema)).fetchall()
+
+
+def _stats(store: PgStore) -> dict[tuple[str, str], int]:
+    with store.pool.connection() as conn:
+        rows = conn.execute(f"SELECT kind, language, rows FROM {store.schema}.language_stats").fetchall()
+    return {(str(kind), str(code)): int(n) for kind, code, n in rows}
+
+
+def test_statistics_follow_every_add_change_prune_and_failed_write(config: Config, demo_copy: Path) -> None:
+    with Rosetta.open(config, encoder=HashEncoder()) as rosetta:
+        rosetta.ingest([demo_copy])
+        first = _stats(rosetta.store)
+        assert {code for _, code in first} == {"de", "en", "es", "ja", "zh"} and _drift(rosetta.store) == []
+        assert any(kind == "sentence" for kind, _ in first)
+        manual = demo_copy / "de" / "wartungshandbuch.md"
+        manual.write_text(manual.read_text() + "\n## Reinigung\n\nDas Gehäuse wird mit einem feuchten Tuch "
+                          "gereinigt. Lösungsmittel greifen die Oberfläche an.\n")
+        rosetta.ingest([demo_copy])  # one document changed: its old rows out, its new rows in
+        assert _stats(rosetta.store)[("chunk", "de")] == first[("chunk", "de")] + 1 and _drift(rosetta.store) == []
+        (demo_copy / "es" / "garantia.md").unlink()
+        report = rosetta.ingest([demo_copy], prune=True)
+        assert [f.uri.rsplit("/", 1)[-1] for f in report.files if f.status.value == "pruned"] == ["garantia.md"]
+        assert ("chunk", "es") not in _stats(rosetta.store) and _drift(rosetta.store) == []
+        collection = rosetta.store.collection(config.collection)
+        assert collection is not None
+        before = _stats(rosetta.store)
+        broken = manual.read_text().replace("Reinigung", "Pflege")
+        chunk = rosetta.store.neighbours(collection, rosetta.search("Luftfilter", k=1)[0].chunk)[0]
+        with pytest.raises(ValueError, match="has no chunk in this document"):
+            from rag.types import Document, Encoding, SentenceVector
+
+            document = Document(chunk.document_uri, broken, "x")
+            encoding = Encoding(HashEncoder().encode_passages(["x"])[0].dense)
+            rosetta.store.replace_document(collection, document, "h", [chunk], [encoding],
+                                           sentences=[SentenceVector("no-such-chunk", 0, encoding.dense)])
+        assert _stats(rosetta.store) == before and _drift(rosetta.store) == []  # the failed write left nothing
+
+
+def test_deleting_a_collection_takes_its_statistics(config: Config, demo_copy: Path) -> None:
+    with Rosetta.open(config, encoder=HashEncoder()) as rosetta:
+        rosetta.ingest([demo_copy / "de"])
+        with rosetta.store.pool.connection() as conn:
+            conn.execute(f"DELETE FROM {rosetta.store.schema}.collections")
+        assert _stats(rosetta.store) == {} and _drift(rosetta.store) == []
+
+
+@pytest.fixture
+def rosetta(config: Config, demo_copy: Path) -> Iterator[Rosetta]:
+    with Rosetta.open(config) as opened:  # the real offline encoder
+        opened.ingest([demo_copy])
+        yield opened
+
+
+@pytest.mark.parametrize("question", ["エアフィルターの交換頻度は？", "空气滤网多久更换一次？",
+                                      "How often should the air filter be replaced?"])
+def test_the_air_filter_questions_find_the_german_passage_first(rosetta: Rosetta, question: str) -> None:
+    (hit,) = rosetta.search(question, k=1)
+    assert (Path(hit.chunk.document_uri).name, hit.chunk.heading[-1]) == ("wartungshandbuch.md", "Luftfilter")
+
+
+@pytest.mark.parametrize(("question", "answer"), [("エアフィルターの交換頻度は？", ("de", "Luftfilter")),
+                                                  ("ファンの音はどのくらい大きいですか？", ("en", "How loud is it?")),
+                                                  ("Wie lange gilt die Garantie?", ("es", "Cobertura"))])
+def test_plain_scoring_prefers_the_questions_language_and_neutral_scoring_finds_the_answer(
+        rosetta: Rosetta, question: str, answer: tuple[str, str]) -> None:
+    language = rosetta.detector().detect(question)
+    rosetta.retriever().settings = RetrievalConfig(language_neutral=False)
+    (plain,) = rosetta.search(question, k=1)
+    assert plain.chunk.language == language and (plain.chunk.language, plain.chunk.heading[-1]) != answer
+    rosetta.retriever().settings = RetrievalConfig()
+    (neutral,) = rosetta.search(question, k=1)
+    assert (neutral.chunk.language, neutral.chunk.heading[-1]) == answer
+
+
+def test_the_german_warranty_question_quotes_the_spanish_warranty_sentence(rosetta: Rosetta) -> None:
+    answer = rosetta.ask("Wie lange gilt die Garantie?")
+    assert "tiene una garantía de diez años" in answer.text
+    assert answer.language == "de" and not answer.problems
+
+
+def test_a_language_with_one_chunk_is_still_found(rosetta: Rosetta, demo_copy: Path) -> None:
+    (demo_copy / "it").mkdir()
+    (demo_copy / "it" / "telecomando.md").write_text(
+        "Il telecomando dell'HX-20 funziona con due pile stilo AAA, che durano circa un anno.\n")
+    rosetta.ingest([demo_copy])
+    assert rosetta.status().collections[0].languages["it"] == 1
+    (hit,) = rosetta.search("Quali pile usa il telecomando?", k=1)
+    assert hit.chunk.language == "it"
+    # Without shrinkage toward the collection's mean a one-chunk language is its own mean: centred, nothing.
+    rosetta.retriever().settings = RetrievalConfig(language_prior=0.0)
+    assert "it" not in [h.chunk.language for h in rosetta.search("Quali pile usa il telecomando?", k=5)]
+
+
+@pytest.mark.parametrize("exact_scan_below", [0, 1000])  # through the HNSW index, and by exact scans
+def test_filters_still_return_k_rows(config: Config, exact_scan_below: int) -> None:
+    from evals.datasets import DocumentsConnector
+    from rag.types import Document
+
+    sentences = {"de": "Der Filter Nummer {i} wird jeden Monat gereinigt und danach sorgfältig geprüft.",
+                 "en": "The filter number {i} is cleaned every month and then carefully checked.",
+                 "ja": "フィルター{i}番は毎月清掃され、その後ていねいに点検されます。"}
+    documents = [Document(f"mem://{code}/{i}", sentence.format(i=i), f"{code}{i}", language=code)
+                 for code, sentence in sentences.items() for i in range(40)]
+    config = replace(config, retrieval=RetrievalConfig(exact_scan_below=exact_scan_below, k_dense=20, ef_search=10))
+    with Rosetta.open(config, encoder=HashEncoder()) as rosetta:
+        rosetta.ingest([DocumentsConnector.of(documents)])
+        for where in (Filter(languages=("de",)), Filter(languages=("en", "ja")), Filter(source="mem://ja/*")):
+            hits = rosetta.search("filter", k=20, where=where, mode=SearchMode.DENSE)
+            assert len(hits) == 20
+            assert all(h.chunk.language in (where.languages or ("ja",)) for h in hits)
