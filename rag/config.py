@@ -144,6 +144,10 @@ class RetrievalConfig:
     query_language_weight: float = 0.5
     sentence_weight: float = 0.5
     exact_scan_below: int = 1000
+    # With a translator (an LLM), also search each target language's chunks densely with the question
+    # translated into it (legs ``dense:de``, fused within that language). Off: no LLM runs offline here,
+    # so whether it pays is not measured.
+    translate_dense: bool = False
     translate_languages: int = 2
     reranker: RerankerKind = RerankerKind.NONE
     reranker_model: str | None = None

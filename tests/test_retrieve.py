@@ -293,3 +293,19 @@ def test_lexical_queries_drop_the_question_languages_stopwords(rosetta: Rosetta)
     assert "HX-F07" in hits[0].chunk.text
     only_stopwords = rosetta.search("what is the", k=10, mode=SearchMode.SPARSE)
     assert only_stopwords and all(h.chunk.language == "en" for h in only_stopwords)
+
+
+def test_translated_questions_search_densely_within_their_language(config: Config, demo_copy: Path) -> None:
+    translator = ScriptedTranslator({("How heavy is it?", "de"): "Wie schwer ist das Gerät?",
+                                     ("How heavy is it?", "zh"): "设备重量"})
+    config = Config(db=config.db, models=config.models, collection="t",
+                    retrieval=RetrievalConfig(translate_dense=True))
+    with Rosetta.open(config, encoder=HashEncoder(), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "zh", demo_copy / "en"])
+        hits = rosetta.search("How heavy is it?", k=30)
+        off = rosetta.search("How heavy is it?", k=30, translate=False)
+    legs = {leg.leg: {h.chunk.language for h in hits if h.leg(leg.leg)} for h in hits for leg in h.legs}
+    assert legs["dense:de"] == {"de"} and legs["dense:zh"] == {"zh"}
+    chinese = [h for h in hits if h.chunk.language == "zh"]
+    assert "四十八公斤" in chinese[0].chunk.text and chinese[0].leg("dense:zh") is not None
+    assert not any(leg.leg.startswith("dense:") for h in off for leg in h.legs)

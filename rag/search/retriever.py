@@ -24,6 +24,7 @@ from rag.types import (
     Encoder,
     Filter,
     Hit,
+    LegScore,
     Reranker,
     SearchMode,
     SparseVector,
@@ -111,12 +112,17 @@ class Retriever:
         rankings: list[list[Hit]] = []
         weights: list[float] = []
         languages: list[str | None] = []
+        own = self.detect(query)
         if mode in (SearchMode.DENSE, SearchMode.HYBRID):
             rankings.append(self._dense(encoding.dense, query, where))
             weights.append(s.dense_weight)
             languages.append(None)
+        if s.translate_dense and translate and self._neutral(mode):
+            for target, ranking in self._translated_dense(query, own, where):
+                rankings.append(ranking)
+                weights.append(s.dense_weight)
+                languages.append(target)
         if mode in (SearchMode.SPARSE, SearchMode.HYBRID):
-            own = self.detect(query)
             for leg, sparse in self._sparse_queries(query, own, encoding.sparse, translate):
                 language = leg.removeprefix("sparse:") if ":" in leg else own
                 for name, vector, scope in self._scoped(leg, language, sparse, query, where, mode):
@@ -159,6 +165,22 @@ class Retriever:
             return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search)
         return self.store.neutral_dense_search(self.collection, vector, self.detect(query), centering, s.k_dense,
                                                where, s.ef_search, s.exact_scan_below)
+
+    def _translated_dense(self, query: str, own: str | None, where: Filter | None) -> list[tuple[str, list[Hit]]]:
+        """Translate-then-embed: the question translated into each target language, searched densely among
+        that language's chunks (leg ``dense:de``); fused within the language like the lexical legs."""
+        if self.translator is None:
+            return []
+        found = []
+        for language in self._target_languages(own):
+            scope = _within(where, (language,))
+            if scope is None:
+                continue
+            (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
+            hits = self._dense(encoding.dense, query, scope)
+            found.append((language, [replace(h, legs=(LegScore(f"dense:{language}", rank, h.score),))
+                                     for rank, h in enumerate(hits, 1)]))
+        return found
 
     def _sparse_queries(self, query: str, own: str | None, sparse: SparseVector | None, translate: bool
                         ) -> list[tuple[str, SparseVector]]:
