@@ -2,6 +2,7 @@
 
     python -m evals.bench_query [--sizes 10000,100000] [--dim 384] [--queries 200] [--ef-search 40]
                                 [--bq-candidates 40] [--json] [--out DIR] [--data demo/manuals]
+                                [--neutral-sizes 10000,100000]
 
 Part 1 (ANN storage) loads N synthetic embeddings (a seeded mixture of clusters around one shared
 direction, see ``synthetic``) into one ``vector(dim)`` column of a fresh embedded Postgres and builds,
@@ -23,7 +24,14 @@ Part 2 (pipeline) ingests DATA with e5-small and times ``Rosetta.search(q, k=10,
 SQL + RRF, no reranker, no LLM) over multilingual questions: a cold pass, with the questions' cached
 query encodings deleted first so each is encoded, and a warm pass served from that cache.
 
-Part 1 lives in bench_query_ann.py, part 2 in bench_query_pipeline.py; this module runs both and reports.
+Part 3 (language-neutral search, bench_query_neutral.py) loads N synthetic embeddings shifted by
+per-language offsets (five languages, shares 40/25/20/10/5 %) into Rosetta's own tables and scores
+``PgStore.neutral_dense_search`` (per-language legs, k=10, ``--ef-search``) against the same scoring
+computed exactly in numpy over all chunks: recall@10 and latency, through HNSW only and with small
+languages scanned exactly, beside the plain HNSW leg.
+
+Part 1 lives in bench_query_ann.py, part 2 in bench_query_pipeline.py, part 3 in bench_query_neutral.py;
+this module runs them and reports.
 """
 
 from __future__ import annotations
@@ -37,14 +45,18 @@ from pathlib import Path
 from typing import Any
 
 from evals.bench_query_ann import ANN_SCHEMA, AnnRun, K, measure_size
+from evals.bench_query_neutral import NeutralRun
+from evals.bench_query_neutral import measure as measure_neutral
 from evals.bench_query_pipeline import measure_pipeline
 from rag.config import Config, DbConfig, EncoderKind, ModelConfig
 from rag.store.database import start_embedded
 
 
-def as_json(runs: Sequence[AnnRun], pipeline: dict[str, Any] | None) -> dict[str, Any]:
-    """The benchmark's JSON object: ``{"runs": [...], "pipeline": {...}}``."""
-    return {"runs": [run.as_json() for run in runs], "pipeline": pipeline}
+def as_json(runs: Sequence[AnnRun], pipeline: dict[str, Any] | None,
+            neutral: Sequence[NeutralRun] = ()) -> dict[str, Any]:
+    """The benchmark's JSON object: ``{"runs": [...], "pipeline": {...}, "neutral": [...]}``."""
+    return {"runs": [run.as_json() for run in runs], "pipeline": pipeline,
+            "neutral": [run.as_json() for run in neutral]}
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -64,11 +76,15 @@ def print_report(result: dict[str, Any], heading: str) -> None:
           f"{pipeline['encoder']}; raw query encoding p50 {pipeline['encode_p50_ms']} ms, "
           f"p95 {pipeline['encode_p95_ms']} ms)")
     print(format_table(pipeline["runs"]))
+    if result["neutral"]:
+        print("\nLanguage-neutral dense leg (5 languages, k 10; recall@10 against exact neutral scoring)")
+        print(format_table(result["neutral"]))
 
 
 def run(sizes: Sequence[int], dim: int, n_queries: int, ef_search: int, candidates: int, data: Path,
-        as_json_output: bool = False, out: Path | None = None) -> dict[str, Any]:
-    """Both parts in a fresh embedded Postgres; print tables (or JSON) and optionally write OUT/bench_query.json."""
+        as_json_output: bool = False, out: Path | None = None, neutral_sizes: Sequence[int] = ()
+        ) -> dict[str, Any]:
+    """The parts in a fresh embedded Postgres; print tables (or JSON) and optionally write OUT/bench_query.json."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory(prefix="rosetta-bench-query-") as tmp:
         url, server = start_embedded(Path(tmp))
@@ -77,9 +93,10 @@ def run(sizes: Sequence[int], dim: int, n_queries: int, ef_search: int, candidat
             config = Config(db=DbConfig(data_dir=Path(tmp)), models=ModelConfig(encoder=EncoderKind.E5_SMALL),
                             collection="bench")
             pipeline = measure_pipeline(config, data)
+            neutral = [r for n in neutral_sizes for r in measure_neutral(url, n, n_queries, dim, ef_search)]
         finally:
             server.cleanup()
-    result = as_json(runs, pipeline)
+    result = as_json(runs, pipeline, neutral)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench_query.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
@@ -103,9 +120,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("demo/manuals"), help="corpus for the pipeline part")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", type=Path, help="also write OUT/bench_query.json")
+    parser.add_argument("--neutral-sizes", default="10000,100000",
+                        help="chunk counts for the language-neutral part ('' skips it)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
-    run(sizes, args.dim, args.queries, args.ef_search, args.bq_candidates, args.data, args.json, args.out)
+    neutral = [int(size) for size in args.neutral_sizes.split(",") if size.strip()]
+    run(sizes, args.dim, args.queries, args.ef_search, args.bq_candidates, args.data, args.json, args.out, neutral)
 
 
 if __name__ == "__main__":

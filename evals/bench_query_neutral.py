@@ -4,7 +4,7 @@ Synthetic embeddings (the mixture of ``bench_query_ann``) get a per-language off
 embeddings have, in five languages of unequal shares; queries get their own language's offset. The truth
 is the same scoring computed exactly in numpy over every chunk (each language ordered by cosine,
 languages interleaved by centred cosine, rag/centering.py); the store answers through its per-language
-legs, by HNSW with an iterative scan (``exact_below`` 0) or with small languages scanned exactly (the
+legs (50 candidates each, as ``retrieval.k_dense``), by HNSW with an iterative scan (``exact_below`` 0) or with small languages scanned exactly (the
 default). Reported: recall@10 against the truth, and latency, beside the plain HNSW leg without filters.
 """
 
@@ -31,6 +31,8 @@ SHARES = (0.4, 0.25, 0.2, 0.1, 0.05)
 # query's language (as e5-small does), so the centring has something to undo.
 OFFSET = 0.35
 PER_DOCUMENT = 100
+# Candidates per language, as retrieval.k_dense: a language's slot scores come from its best candidates.
+CANDIDATES = 50
 SCHEMA = "bench_neutral"
 
 
@@ -111,7 +113,7 @@ def measure(url: str, n: int, n_queries: int, dim: int, ef_search: int) -> list[
             found: list[list[str]] = []
 
             def search(q: np.ndarray, code: str, below: int = below, found: list[list[str]] = found) -> None:
-                hits = store.neutral_dense_search(collection, q, code, centering, K, None, ef_search, below)
+                hits = store.neutral_dense_search(collection, q, code, centering, CANDIDATES, None, ef_search, below)
                 found.append([h.chunk.id for h in hits[:K]])
 
             times = _times(search, queries, query_languages)

@@ -96,7 +96,8 @@ def test_bytes_per_chunk_shrink_from_vector_to_halfvec_to_bit(runs: list[AnnRun]
 
 def test_json_has_the_documented_shape(runs: list[AnnRun]) -> None:
     result = json.loads(json.dumps(as_json(runs, {"chunks": 1})))
-    assert set(result) == {"runs", "pipeline"} and result["pipeline"] == {"chunks": 1}
+    assert set(result) == {"runs", "pipeline", "neutral"} and result["pipeline"] == {"chunks": 1}
+    assert result["neutral"] == []
     keys = {"chunks", "storage", "p50_ms", "p95_ms", "recall@10", "bytes_per_chunk"}
     assert all(keys <= set(run) for run in result["runs"])
     assert [run["storage"] for run in result["runs"]] == ["vector", "halfvec", "bit"]
@@ -128,3 +129,20 @@ def test_report_prints_both_tables(runs: list[AnnRun], capsys: pytest.CaptureFix
     assert lines[0] == "ANN" and [line.split()[1] for line in lines[2:5]] == ["vector", "halfvec", "bit"]
     assert lines[6].startswith("Pipeline (7 chunks, 1 questions, encoder hash-fake")
     assert lines[8].split() == ["dense", "cold", "1.5", "2.5"]
+
+
+def test_the_language_neutral_leg_finds_what_exact_neutral_scoring_finds(pg_url: str) -> None:
+    from evals.bench_query_neutral import multilingual
+    from evals.bench_query_neutral import measure as measure_neutral
+
+    docs, doc_languages, queries, query_languages = multilingual(600, 5, 32)
+    assert docs.shape == (600, 32) and set(doc_languages) == {"en", "de", "ja", "zh", "th"}
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-5)
+    # Plain cosine prefers the query's language: that is the bias the neutral leg has to undo.
+    same = [doc_languages[int(np.argmax(docs @ q))] == code for q, code in zip(queries, query_languages)]
+    assert sum(same) >= 4
+    runs = measure_neutral(pg_url, 600, 20, 32, 40)
+    assert [run.scan for run in runs] == ["hnsw", "hnsw + exact small"]
+    assert all(run.recall_at_10 >= 0.97 and 0 < run.p50_ms <= run.p95_ms for run in runs)
+    assert set(runs[0].as_json()) == {"chunks", "scan", "recall@10", "p50_ms", "p95_ms", "plain_p50_ms",
+                                      "plain_p95_ms"}
