@@ -132,8 +132,8 @@ def test_report_prints_both_tables(runs: list[AnnRun], capsys: pytest.CaptureFix
 
 
 def test_the_language_neutral_leg_finds_what_exact_neutral_scoring_finds(pg_url: str) -> None:
-    from evals.bench_query_neutral import multilingual
     from evals.bench_query_neutral import measure as measure_neutral
+    from evals.bench_query_neutral import multilingual
 
     docs, doc_languages, queries, query_languages = multilingual(600, 5, 32)
     assert docs.shape == (600, 32) and set(doc_languages) == {"en", "de", "ja", "zh", "th"}
