@@ -36,10 +36,10 @@ from evals.retrieval import (
     Plan,
     Progress,
     Searcher,
-    _parse_list,
     collection_name,
     ingest_documents,
     load_plan,
+    parse_one,
     run_config,
     runnable_legs,
     searchers,
@@ -61,10 +61,7 @@ class Pool(Enum):
 
 def parse_pool(text: str) -> Pool:
     """``pairs`` or ``mixed``."""
-    pool = _parse_list(text, Pool, "pool")
-    if len(pool) != 1 or not isinstance(pool[0], Pool):
-        raise ConfigError(f"give one pool, got {text!r}")
-    return pool[0]
+    return parse_one(text, Pool, "pool")
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from evals.datasets import (
     Dataset,
@@ -40,6 +41,7 @@ from rag.types import Document, Encoder, JsonValue, SearchMode
 # Chunks Rosetta returns per query: headroom so that 10 distinct units survive deduplication.
 FETCH = 30
 
+E = TypeVar("E", bound=Enum)
 Searcher = Callable[[str], list[Passage]]
 Progress = Callable[[str], None]
 
@@ -58,6 +60,14 @@ def _parse_list(text: str, kind: type[Enum], what: str) -> tuple[Enum, ...]:
         return tuple(dict.fromkeys(kind(item) for item in items))
     except ValueError:
         raise ConfigError(f"unknown {what} in {text!r}; choose from: {names}") from None
+
+
+def parse_one(text: str, kind: type[E], what: str) -> E:
+    """Exactly one member of ``kind`` by its value, or a ConfigError naming the choices."""
+    found = _parse_list(text, kind, what)
+    if len(found) != 1 or not isinstance(found[0], kind):
+        raise ConfigError(f"give one {what}, got {text!r}")
+    return found[0]
 
 
 def parse_legs(text: str) -> tuple[Leg, ...]:
@@ -246,10 +256,7 @@ class DatasetKind(Enum):
 
 def parse_dataset(text: str) -> DatasetKind:
     """``xquad``, ``beir`` or ``manuals``."""
-    kind = _parse_list(text, DatasetKind, "dataset")
-    if len(kind) != 1 or not isinstance(kind[0], DatasetKind):
-        raise ConfigError(f"give one dataset, got {text!r}")
-    return kind[0]
+    return parse_one(text, DatasetKind, "dataset")
 
 
 def available_languages(kind: DatasetKind, data: Path) -> tuple[str, ...]:
