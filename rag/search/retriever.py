@@ -113,19 +113,20 @@ class Retriever:
         weights: list[float] = []
         languages: list[str | None] = []
         own = self.detect(query)
+        centering = self.centering()  # read once per search: the legs below all use the same statistics
         if mode in (SearchMode.DENSE, SearchMode.HYBRID):
-            rankings.append(self._dense(encoding.dense, query, where))
+            rankings.append(self._dense(encoding.dense, own, where, centering))
             weights.append(s.dense_weight)
             languages.append(None)
         if s.translate_dense and translate and self._neutral(mode):
-            for target, ranking in self._translated_dense(query, own, where):
+            for target, ranking in self._translated_dense(query, own, where, centering):
                 rankings.append(ranking)
                 weights.append(s.dense_weight)
                 languages.append(target)
         if mode in (SearchMode.SPARSE, SearchMode.HYBRID):
             for leg, sparse in self._sparse_queries(query, own, encoding.sparse, translate):
                 language = leg.removeprefix("sparse:") if ":" in leg else own
-                for name, vector, scope in self._scoped(leg, language, sparse, query, where, mode):
+                for name, vector, scope in self._scoped(leg, language, sparse, query, where, centering, mode):
                     rankings.append(self.store.sparse_search(self.collection, vector, s.k_sparse, scope, s.ef_search,
                                                              name))
                     weights.append(s.sparse_weight)
@@ -133,22 +134,19 @@ class Retriever:
         return rankings, weights, languages
 
     def _scoped(self, leg: str, language: str | None, sparse: SparseVector, query: str, where: Filter | None,
-                mode: SearchMode) -> list[tuple[str, SparseVector, Filter | None]]:
+                centering: Centering | None, mode: SearchMode) -> list[tuple[str, SparseVector, Filter | None]]:
         """A lexical leg as it runs: over every chunk, or (language-neutral hybrid) over the chunks of its own
         language with all its words, plus ``sparse:shared`` over the other languages with only the words
         that survive translation (``shared_terms``: codes, numbers, Latin terms in other scripts)."""
-        if not self._neutral(mode) or language is None:
+        if not self._neutral(mode) or language is None or centering is None:
             return [(leg, sparse, where)]
-        others = tuple(code for code in self._languages_stored() if code != language)
+        others = tuple(code for code in centering.chunks.languages if code != language)
         scoped = [(leg, sparse, _within(where, (language,)))]
         shared = shared_terms(query, sparse.dim) if leg == "sparse" and self.encoder.lexical_idf else frozenset()
         kept = {term: weight for term, weight in sparse.weights.items() if term in shared}
         if kept and others:
             scoped.append(("sparse:shared", SparseVector(kept, sparse.dim), _within(where, others)))
         return [(name, vector, scope) for name, vector, scope in scoped if scope is not None]
-
-    def _languages_stored(self) -> tuple[str, ...]:
-        return self.store.centering(self.collection).chunks.languages
 
     def centering(self) -> Centering | None:
         """The collection's language means as they are now; None when language-neutral scoring is off."""
@@ -157,16 +155,17 @@ class Retriever:
             return None
         return self.store.centering(self.collection, s.language_prior, s.query_language_weight, s.sentence_weight)
 
-    def _dense(self, vector: np.ndarray, query: str, where: Filter | None) -> list[Hit]:
-        """The dense leg: language-neutral (centred cosine, per-language scans) unless turned off."""
+    def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,
+               centering: Centering | None) -> list[Hit]:
+        """The dense leg: language-neutral (centred cosine, per-language scans) with ``centering``, else plain."""
         s = self.settings
-        centering = self.centering()
         if centering is None:
             return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search)
-        return self.store.neutral_dense_search(self.collection, vector, self.detect(query), centering, s.k_dense,
+        return self.store.neutral_dense_search(self.collection, vector, language, centering, s.k_dense,
                                                where, s.ef_search, s.exact_scan_below)
 
-    def _translated_dense(self, query: str, own: str | None, where: Filter | None) -> list[tuple[str, list[Hit]]]:
+    def _translated_dense(self, query: str, own: str | None, where: Filter | None, centering: Centering | None
+                          ) -> list[tuple[str, list[Hit]]]:
         """Translate-then-embed: the question translated into each target language, searched densely among
         that language's chunks (leg ``dense:de``); fused within the language like the lexical legs."""
         if self.translator is None:
@@ -177,7 +176,7 @@ class Retriever:
             if scope is None:
                 continue
             (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
-            hits = self._dense(encoding.dense, query, scope)
+            hits = self._dense(encoding.dense, language, scope, centering)
             found.append((language, [replace(h, legs=(LegScore(f"dense:{language}", rank, h.score),))
                                      for rank, h in enumerate(hits, 1)]))
         return found
