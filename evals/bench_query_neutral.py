@@ -34,6 +34,8 @@ OFFSET = 0.35
 PER_DOCUMENT = 100
 # Candidates per language, as retrieval.k_dense: a language's slot scores come from its best candidates.
 CANDIDATES = 50
+# retrieval.exact_scan_below: languages with fewer chunks are scanned exactly, the others get their own index.
+EXACT_BELOW = 1000
 SCHEMA = "bench_neutral"
 
 
@@ -85,6 +87,8 @@ def load(store: PgStore, vectors: Vectors, languages: list[str]) -> Collection:
     with store.pool.connection() as conn:
         conn.execute("SET maintenance_work_mem = '2GB'")
         create_collection_indexes(conn, store.schema, collection.id, vectors.shape[1], LEXICAL_DIM)
+    store.ensure_language_indexes(collection, EXACT_BELOW)
+    with store.pool.connection() as conn:
         conn.execute(f"ANALYZE {store.schema}.chunks")
     return collection
 
@@ -116,7 +120,7 @@ def measure(url: str, n: int, n_queries: int, dim: int, ef_search: int) -> list[
         truth = [exact(centering.chunks, docs, doc_languages, q, code) for q, code in zip(queries, query_languages)]
         plain = _times(lambda q, code: store.dense_search(collection, q, K, None, ef_search), queries, query_languages)
         runs = []
-        for scan, below in (("hnsw", 0), ("hnsw + exact small", 1000)):
+        for scan, below in (("hnsw", 0), ("hnsw + exact small", EXACT_BELOW)):
             found: list[list[str]] = []
 
             def search(q: np.ndarray, code: str, below: int = below, found: list[list[str]] = found) -> None:

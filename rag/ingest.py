@@ -137,6 +137,8 @@ class Pipeline:
     split: Callable[[str], Sequence[tuple[int, int]]] | None = None
     # Encode each chunk under its heading path (rag.chunk.encoded_text).
     heading_context: bool = False
+    # Give each language with at least this many chunks its own HNSW index after the run (None: never).
+    language_index_min: int | None = None
 
 
 def content_hash(document: Document, pipeline_key: str) -> str:
@@ -239,4 +241,6 @@ def run_ingest(p: Pipeline, targets: Sequence[Target], prune: bool = False) -> I
     # A root that could not be listed must not look like a deleted one.
     if prune and not unlisted:
         reports.extend(_prune(p, targets, seen, known))
+    if p.language_index_min is not None:
+        p.store.ensure_language_indexes(p.collection, p.language_index_min)
     return IngestReport(p.collection.name, p.encoder.name, tuple(reports), time.perf_counter() - started)

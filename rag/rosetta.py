@@ -154,13 +154,13 @@ class Rosetta:
         """The ingest pipeline into ``stored`` (which must exist), wired from the config: the collection's
         encoder, the language detector, the chunker. ``ingest()`` uses it; a bulk load may too."""
         encoder = self.encoder(stored.name)
-        settings = self.config.ingest
+        settings, r = self.config.ingest, self.config.retrieval
         detect = self.detector().detect
         chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
                         detect=detect)
         return Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
                         settings.max_tokens, progress, split_prose if settings.sentence_vectors else None,
-                        settings.heading_context)
+                        settings.heading_context, r.exact_scan_below if r.language_neutral else None)
 
     def retriever(self, collection: str | None = None) -> Retriever:
         """The (cached) retriever for an existing collection, with its encoder, reranker and translator."""

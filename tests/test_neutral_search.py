@@ -131,3 +131,29 @@ def test_filters_still_return_k_rows(config: Config, exact_scan_below: int) -> N
             hits = rosetta.search("filter", k=20, where=where, mode=SearchMode.DENSE)
             assert len(hits) == 20
             assert all(h.chunk.language in (where.languages or ("ja",)) for h in hits)
+
+
+def test_a_language_with_enough_chunks_gets_its_own_index_and_searches_use_it(config: Config, demo_copy: Path
+                                                                               ) -> None:
+    from rag.store.neutral import language_legs
+    from rag.store.schema import language_index_name, language_indexes
+
+    config = replace(config, retrieval=RetrievalConfig(exact_scan_below=4))
+    with Rosetta.open(config, encoder=HashEncoder()) as rosetta:
+        rosetta.ingest([demo_copy])
+        store, collection = rosetta.store, rosetta.store.collections()[0]
+        counts = store.centering(collection).chunks.counts
+        with store.pool.connection() as conn:
+            indexed = language_indexes(conn, store.schema, collection.id)
+        assert indexed == {language_index_name(collection.id, code) for code, n in counts.items() if n >= 4}
+        assert language_index_name(collection.id, "de") in indexed  # the German manual has 6 chunks
+        question = HashEncoder().encode_queries(["Luftfilter wechseln"])[0].dense
+        legs = language_legs(store.schema, collection, question, "de", store.centering(collection), 5,
+                             Filter(languages=("de",)), exact_below=4)
+        assert legs is not None
+        statement, params, _ = legs
+        with store.pool.connection() as conn:
+            # 18 chunks are cheaper to sort than to search by HNSW: make sorting dear to see what the planner can use.
+            conn.execute("SET enable_seqscan = off; SET enable_sort = off")
+            plan = "\n".join(str(row[0]) for row in conn.execute(b"EXPLAIN " + statement.as_bytes(conn), params))
+        assert language_index_name(collection.id, "de") in plan

@@ -20,7 +20,13 @@ from rag.config import RetrievalConfig
 from rag.errors import SchemaMismatch
 from rag.store.adapt import chunk_row, copy_sentences, dense_from_pg, errors, from_pg, to_pg
 from rag.store.neutral import centering_from_rows, interleaved, language_legs
-from rag.store.schema import create_collection_indexes, migrate
+from rag.store.schema import (
+    create_collection_indexes,
+    create_language_index,
+    language_index_name,
+    language_indexes,
+    migrate,
+)
 from rag.store.sql import (
     CHUNK_COUNT,
     DENSE_SEARCH,
@@ -222,6 +228,18 @@ class PgStore:
         with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
             rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
         return centering_from_rows(rows, prior, query_weight, sentence_weight)
+
+    def ensure_language_indexes(self, collection: Collection, min_chunks: int) -> list[str]:
+        """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return
+        the languages indexed now. Building blocks writes to ``chunks`` for its duration."""
+        counts = self.centering(collection).chunks.counts
+        with errors(f"indexing the languages of {collection.name!r}"), self.pool.connection() as conn:
+            existing = language_indexes(conn, self.schema, collection.id)
+            wanted = [code for code, n in counts.items() if n >= min_chunks
+                      and language_index_name(collection.id, code) not in existing]
+            for code in wanted:
+                create_language_index(conn, self.schema, collection.id, collection.dim, code)
+        return wanted
 
     def neutral_dense_search(self, collection: Collection, question: np.ndarray, language: str | None,
                              centering: Centering, k: int, where: Filter | None = None, ef_search: int = 100,

@@ -176,9 +176,10 @@ def language_legs_statement(schema: str, collection: Collection, languages: Sequ
         legs.append(sql.SQL(LANGUAGE_LEG).format(
             columns=sql.SQL(_COLUMNS), schema=sql.Identifier(schema), collection=sql.Literal(int(collection.id)),
             centroid=sql.Placeholder(f"centroid_{i}"), sentence_centroid=sql.Placeholder(f"sentence_centroid_{i}"),
-            language=sql.Placeholder(f"language_{i}"),
+            # A literal (a detected language code, quoted by psycopg) so the planner can use the language's
+            # own partial HNSW index (rag/store/schema.py, LANGUAGE_INDEX).
+            language=sql.Literal(language),
             filters=filters, order=order))
-        params[f"language_{i}"] = language
     return sql.SQL(" UNION ALL ").join(legs), params
 
 
