@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from rag.chunk import chunk_document, chunk_id, split_sentences
 from rag.types import Chunk, Document, Section
+from tests.coverage import assert_gaps_hold_only_lone_headings
 
 CountTokens = Callable[[str], int]
 
@@ -87,9 +88,12 @@ def assert_spans_cover_visible_text(
 
 
 def assert_covers_exactly(document: Document, chunks: list[Chunk]) -> None:
-    """Every non-whitespace character lies in exactly one chunk, in order, and chunks quote the text."""
-    assert all(chunk.text == document.text[chunk.start : chunk.end] for chunk in chunks)
-    assert_spans_cover_visible_text(document.text, [(chunk.start, chunk.end) for chunk in chunks])
+    """Every non-whitespace character lies in exactly one chunk, in order, and chunks quote the text; only a
+    heading standing alone (a section with nothing under it) is left out."""
+    assert all(chunk.text == document.text[chunk.start : chunk.end] == chunk.text.strip() != "" for chunk in chunks)
+    spans = [(chunk.start, chunk.end) for chunk in chunks]
+    assert all(a < b <= c for (a, b), (c, _) in itertools.pairwise(spans))
+    assert_gaps_hold_only_lone_headings(document, spans)
 
 
 @settings(max_examples=200, deadline=None)

@@ -20,13 +20,14 @@ from connectors.content import title_from_uri
 from connectors.files import path_from_uri
 from rag.answer.citations import claims, insert_markers, markers, own_words
 from rag.answer.dialogue import SpanCitation
-from rag.chunk import chunk_document, chunk_id, heading_only, split_prose, split_sentences
+from rag.chunk import chunk_document, chunk_id, split_prose, split_sentences
 from rag.config import Config, DbConfig, EncoderKind, ModelConfig
 from rag.errors import StoreError
 from rag.lang import LanguageDetector, language_name, normalize_language
 from rag.rosetta import Rosetta
 from rag.store.sql import compile_filter, glob_to_like
 from rag.types import Document, Filter, JsonScalar, Section
+from tests.coverage import assert_gaps_hold_only_lone_headings
 from tests.fakes import HashEncoder
 
 # Scripts, marks and controls that break naive text code, mixed into arbitrary Unicode.
@@ -72,16 +73,7 @@ def test_chunking_any_unicode_keeps_every_visible_character_once(document: Docum
         assert position <= chunk.start and len(chunk.text) >= min_chars
         position = chunk.end
     if min_chars == 1:  # nothing dropped but headings standing alone: the rest between chunks is whitespace
-        _assert_gaps_hold_only_lone_headings(document, [(c.start, c.end) for c in chunks])
-
-
-def _assert_gaps_hold_only_lone_headings(document: Document, spans: list[tuple[int, int]]) -> None:
-    edges = [0, *(x for span in spans for x in span), len(document.text)]
-    for a, b in zip(edges[::2], edges[1::2]):
-        for section in document.tiling():
-            low, high = max(a, section.start), min(b, section.end)
-            if low < high and document.text[low:high].strip():
-                assert heading_only(document.text[low:high], section), document.text[low:high]
+        assert_gaps_hold_only_lone_headings(document, [(c.start, c.end) for c in chunks])
 
 
 def _assert_gaps_are_blank(text: str, spans: list[tuple[int, int]]) -> None:
