@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
-import resource
+import re
 import signal
 import struct
 import subprocess
@@ -472,28 +472,43 @@ class Measured:
 def run_measured(argv: list[str], env: dict[str, str], timeout: float = 600.0) -> Measured:
     """Run ``argv`` and return its outcome with the peak RSS of that process (and its children) alone.
 
-    ``os.wait4`` reports the rusage of the one child waited for, unlike RUSAGE_CHILDREN, which would also
-    count every earlier child of this process (initdb, other CLI runs).
+    The peak is the child's own high-water mark (``VmHWM`` in /proc, read while it runs), not ``ru_maxrss``:
+    Linux carries ``ru_maxrss`` across fork and exec, so a child forked from a large test process reports at
+    least the parent's size (seen: 1.5 GB for a 0.6 GB ingest late in a full test run).
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        status, usage = _wait4(process.pid, timeout)
+        status, peak_kb = _wait4(process.pid, timeout)
         process.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4; Popen must not wait again
         seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         return Measured(process.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                        seconds, usage.ru_maxrss / 1024)  # ru_maxrss is in KiB on Linux
+                        seconds, peak_kb / 1024)
 
 
-def _wait4(pid: int, timeout: float) -> tuple[int, resource.struct_rusage]:
+def _high_water_kb(pid: int) -> int:
+    """The process's peak resident set (kB) since its exec, 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
+def _wait4(pid: int, timeout: float) -> tuple[int, int]:
+    """Wait for ``pid``; return its wait status and its peak RSS in kB (VmHWM, read every 20 ms: monotone,
+    so the last reading before it exits is its peak but for those last milliseconds)."""
     deadline = time.monotonic() + timeout
+    peak = 0
     while time.monotonic() < deadline:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
+        peak = max(peak, _high_water_kb(pid))
+        done, status, _ = os.wait4(pid, os.WNOHANG)
         if done:
-            return status, usage
-        time.sleep(0.05)
+            return status, peak
+        time.sleep(0.02)
     os.kill(pid, signal.SIGKILL)
     os.wait4(pid, 0)
     raise TimeoutError(f"process {pid} ran past {timeout} s and was killed")
