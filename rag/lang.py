@@ -1,15 +1,19 @@
-"""Language detection (lingua plus script shortcuts) and language codes and names.
+"""Language detection (script shortcuts, then lingua in two steps) and language codes and names.
 
 Codes are ISO 639-1 (``"de"``); ``"und"`` (BCP 47 "undetermined") stands for a language nobody could
-tell. Building a detector is the expensive step (3-5 s and ~550 MB resident for the default languages
-with preloading), so a detector is built once with :meth:`LanguageDetector.load` and then reused.
+tell. Lingua's accurate models cost ~0.2 s and ~25 MB each to load; all of the default languages
+together take 3-5 s and ~550 MB, which a one-shot ``rosetta search`` would spend to read one question.
+So a text is first screened with lingua's small trigram models (all enabled languages, ~0.15 s and
+~60 MB to load), and the accurate models decide only among the screen's best few candidates, loaded
+the first time a candidate comes up (lingua keeps loaded models for the process). Measured against
+the all-models detector by ``python -m evals.bench_lang`` (XQuAD questions and paragraphs).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lingua
 
@@ -52,36 +56,63 @@ class _ScriptCounts:
         return 2 * script_letters > self.letters
 
 
+# The accurate models decide among this many of the screen's best languages (evals/bench_lang.py).
+SCREEN_CANDIDATES = 4
+# Unsure (None) when the runner-up has at least this share of the winner's confidence. Lingua's own
+# margin (an absolute difference of confidences) depends on how many languages share the confidence,
+# so it would loosen as the candidates narrow; a ratio does not. 0.8 rejects two-word fragments
+# ("Hallo Welt": 0.83) and keeps short questions.
+UNSURE_RATIO = 0.8
+# From this many letters on, lingua's trigram screen is as accurate as its full models, so a language the
+# screen prefers by a wide margin (the runner-up below LONG_TEXT_MARGIN of its confidence) is taken as is.
+LONG_TEXT_LETTERS = 120
+LONG_TEXT_MARGIN = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class LanguageDetector:
     """Detects the language of a text among ``languages``; build it with :meth:`load`."""
 
     languages: frozenset[str]
-    model: lingua.LanguageDetector
+    screen: lingua.LanguageDetector
+    unsure_ratio: float = UNSURE_RATIO
     min_letters: int = 3
+    candidates: int | None = SCREEN_CANDIDATES
+    # With ``candidates=None``: lingua's accurate detector over every language, all models preloaded.
+    exhaustive: lingua.LanguageDetector | None = None
+    # Accurate detectors per candidate set; building one is free once its models are loaded.
+    _deciders: dict[frozenset[lingua.Language], lingua.LanguageDetector] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def load(
         cls,
         languages: Sequence[str] = DEFAULT_LANGUAGES,
         *,
-        preload: bool = True,
-        min_relative_distance: float = 0.05,
+        unsure_ratio: float = UNSURE_RATIO,
         min_letters: int = 3,
+        candidates: int | None = SCREEN_CANDIDATES,
     ) -> LanguageDetector:
         """Build a detector restricted to ``languages`` (ISO 639-1 codes).
 
-        ``preload`` loads every language model now (3-5 s for the defaults); without it lingua loads
-        models on first use, which moves ~2 s into the first ``detect`` call on Latin-script text.
-        ``min_relative_distance`` is lingua's margin between the best and second-best language below
-        which it answers "unsure" (None); 0.05 rejects two-word fragments but keeps short sentences.
+        Only the small screening models load now; each accurate model loads the first time its language
+        is a candidate for a text. ``unsure_ratio``: the answer is None when the second-best language has
+        at least this share of the best one's confidence. ``candidates`` is how many of the screen's best
+        languages the accurate models choose among; ``None`` loads every accurate model now (3-5 s, ~550 MB
+        for the defaults) and lets lingua choose among all languages with its own margin (a relative
+        distance of 0.05): Rosetta's detector before screening, kept as the reference.
         """
+        if candidates is not None and candidates < 1:
+            raise ValueError(f"candidates must be at least 1 (or None for every language), got {candidates}")
         codes = frozenset(normalize_language(code) for code in languages)
-        builder = lingua.LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes))
-        builder = builder.with_minimum_relative_distance(min_relative_distance)
-        if preload:
-            builder = builder.with_preloaded_language_models()
-        return cls(codes, builder.build(), min_letters)
+        screen = lingua.LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes))
+        exhaustive = None
+        if candidates is None:
+            full = lingua.LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes))
+            exhaustive = full.with_minimum_relative_distance(0.05).with_preloaded_language_models().build()
+        screen = screen.with_low_accuracy_mode().with_preloaded_language_models()
+        return cls(codes, screen.build(), unsure_ratio, min_letters, candidates, exhaustive)
 
     def detect(self, text: str) -> str | None:
         """Return the ISO 639-1 code of ``text``'s language, or None if too short or unsure."""
@@ -91,12 +122,34 @@ class LanguageDetector:
         shortcut = self._script_shortcut(counts)
         if shortcut is not None:
             return shortcut
-        found = self.model.detect_language_of(text)
+        found = self._decide(text, counts)
         code = found.iso_code_639_1.name.lower() if found is not None else None
         # Han-only text is usually Chinese, but kanji-only Japanese exists: trust lingua when it says so.
         if code is None and counts.majority(counts.han) and "zh" in self.languages:
             return "zh"
         return code
+
+    def _decide(self, text: str, counts: _ScriptCounts) -> lingua.Language | None:
+        """Screen ``text`` with the trigram models, then let the accurate models pick among the best."""
+        if self.exhaustive is not None:
+            return self.exhaustive.detect_language_of(text)
+        ranked = [v for v in self.screen.compute_language_confidence_values(text) if v.value > 0]
+        ranked = ranked[: self.candidates]
+        if not ranked:
+            return None
+        if len(ranked) == 1 or (
+            counts.letters >= LONG_TEXT_LETTERS and ranked[1].value < LONG_TEXT_MARGIN * ranked[0].value
+        ):
+            return ranked[0].language
+        key = frozenset(v.language for v in ranked)
+        decider = self._deciders.get(key)
+        if decider is None:
+            decider = lingua.LanguageDetectorBuilder.from_languages(*key).build()
+            self._deciders[key] = decider
+        best, second = decider.compute_language_confidence_values(text)[:2]
+        if best.value <= 0 or second.value >= self.unsure_ratio * best.value:
+            return None
+        return best.language
 
     def _script_shortcut(self, counts: _ScriptCounts) -> str | None:
         """Return a language that the script alone decides (Thai, Hangul, kana), if it is enabled."""

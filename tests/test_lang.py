@@ -29,8 +29,50 @@ def detector() -> LanguageDetector:
         ("el", "Το φίλτρο πρέπει να αλλάζει κάθε μήνα για να μένει καθαρός ο αέρας."),
     ],
 )
-def test_detects_real_sentences(detector: LanguageDetector, code: str, sentence: str) -> None:
-    assert detector.detect(sentence) == code
+def test_detects_real_sentences(
+    detector: LanguageDetector, exhaustive: LanguageDetector, code: str, sentence: str
+) -> None:
+    assert detector.detect(sentence) == exhaustive.detect(sentence) == code
+
+
+@pytest.fixture(scope="module")
+def exhaustive() -> LanguageDetector:
+    """Every accurate model loaded, lingua choosing among all languages: the detector before screening."""
+    return LanguageDetector.load(candidates=None)
+
+
+# Short questions the trigram screen alone gets wrong (its first choice in the comment); the accurate
+# models, choosing among the screen's best four, get them right, as does the exhaustive detector.
+@pytest.mark.parametrize(
+    ("code", "question"),
+    [
+        ("fr", "Où est le filtre de rechange ?"),  # nl
+        ("pt", "Quando saiu o firmware?"),  # it
+        ("nl", "Wie betaalt de reparatie?"),  # de
+        ("tr", "Filtre nerede?"),  # nl
+        ("es", "¿Qué es un primo gemelo?"),  # fr
+        ("de", "Wann starb Tesla?"),  # sv
+        ("en", "Where is the spare filter kept?"),
+        ("pl", "Kto płaci za naprawę?"),
+        ("vi", "Ai trả tiền sửa chữa?"),
+    ],
+)
+def test_screened_detector_matches_every_model_on_short_questions(
+    detector: LanguageDetector, exhaustive: LanguageDetector, code: str, question: str
+) -> None:
+    assert detector.detect(question) == exhaustive.detect(question) == code
+
+
+@pytest.mark.parametrize("question", ["Onde fica o filtro?", "When did Tesla die?", "Bonn nerede?"])
+def test_screened_detector_is_unsure_where_every_model_is(
+    detector: LanguageDetector, exhaustive: LanguageDetector, question: str
+) -> None:
+    assert detector.detect(question) is exhaustive.detect(question) is None
+
+
+def test_candidates_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="candidates must be at least 1"):
+        LanguageDetector.load(["en", "de"], candidates=0)
 
 
 @pytest.mark.parametrize("text", ["", "   \n", "12345 678", "3.5 % — 42!", "ok", "☺☺☺ 🎉"])
@@ -63,20 +105,20 @@ def test_a_katakana_word_in_english_does_not_make_it_japanese(detector: Language
 
 
 def test_script_shortcut_only_for_enabled_languages() -> None:
-    latin_only = LanguageDetector.load(["en", "de"], preload=False)
+    latin_only = LanguageDetector.load(["en", "de"])
     assert latin_only.detect("ต้องเปลี่ยนไส้กรองทุกเดือนเพื่อให้อากาศสะอาด") is None
     assert latin_only.detect("Der Filter muss jeden Monat gewechselt werden.") == "de"
 
 
 def test_load_normalizes_codes() -> None:
-    detector = LanguageDetector.load(["DE", "en-GB", "fra"], preload=False)
+    detector = LanguageDetector.load(["DE", "en-GB", "fra"])
     assert detector.languages == frozenset({"de", "en", "fr"})
 
 
 @pytest.mark.parametrize("code", ["xx", "und", "tlh"])
 def test_unknown_language_code_is_rejected(code: str) -> None:
     with pytest.raises(ValueError) as error:
-        LanguageDetector.load(["en", code], preload=False)
+        LanguageDetector.load(["en", code])
     assert str(error.value) == (
         f"unknown language code {code!r}: use an ISO 639-1 code that lingua supports, e.g. 'de'"
     )

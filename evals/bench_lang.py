@@ -1,0 +1,104 @@
+"""Language detection benchmark: the screened detector against lingua with every model loaded.
+
+    python -m evals.bench_lang --data ../shared/data/xquad [--languages en,es,...] [--out DIR]
+
+Rosetta's detector (rag/lang.py) screens a text with lingua's small trigram models and lets the accurate
+models decide among the screen's best ``candidates`` languages, so a one-shot command loads a few models
+instead of all of them. The reference is what Rosetta did before, ``LanguageDetector.load(candidates=None)``:
+lingua's accurate detector over all default languages, every model preloaded, unsure below a relative
+distance of 0.05, after the same script shortcuts. On XQuAD's questions
+(short: the hard case) and paragraphs (the first 400 characters, chunk-sized), this prints for each
+``candidates`` setting the accuracy against the file's language, the agreement with the reference and the
+undetermined count; and the seconds and resident memory each detector needed to load (measured in this
+process, so the reference's load is measured last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from evals.datasets import load_xquad
+from rag.lang import LanguageDetector
+
+XQUAD_LANGUAGES = ("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi")  # ro is not a default
+PARAGRAPH_CHARS = 400
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _texts(data: Path, languages: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
+    dataset = load_xquad(data, languages)
+    questions = [(q.language, q.text) for lang in languages for q in dataset.queries[lang]]
+    paragraphs = [(lang, d.text[:PARAGRAPH_CHARS]) for lang in languages for d in dataset.documents[lang]]
+    return {"questions": questions, "paragraphs": paragraphs}
+
+
+def _score(answers: list[str | None], reference: list[str | None], gold: list[str]) -> dict[str, Any]:
+    n = len(gold)
+    return {
+        "accuracy": round(sum(a == g for a, g in zip(answers, gold, strict=True)) / n, 4),
+        "agreement": round(sum(a == r for a, r in zip(answers, reference, strict=True)) / n, 4),
+        "undetermined": sum(a is None for a in answers),
+    }
+
+
+def measure(data: Path, languages: tuple[str, ...], settings: tuple[int, ...]) -> dict[str, Any]:
+    texts = _texts(data, languages)
+    started, rss = time.perf_counter(), _rss_mb()
+    screened = {k: LanguageDetector.load(candidates=k) for k in settings}
+    load = {"screen_s": round((time.perf_counter() - started) / len(settings), 3),
+            "screen_rss_mb": round(_rss_mb() - rss, 1)}
+    started, rss = time.perf_counter(), _rss_mb()
+    answers = {k: {kind: [d.detect(t) for _, t in items] for kind, items in texts.items()}
+               for k, d in screened.items()}
+    load["detect_all_s"] = round(time.perf_counter() - started, 2)
+    load["accurate_models_rss_mb"] = round(_rss_mb() - rss, 1)
+    started = time.perf_counter()
+    exhaustive = LanguageDetector.load(candidates=None)
+    load["reference_load_s"] = round(time.perf_counter() - started, 2)
+    reference = {kind: [exhaustive.detect(t) for _, t in items] for kind, items in texts.items()}
+    results: dict[str, Any] = {}
+    for kind, items in texts.items():
+        gold = [g for g, _ in items]
+        row: dict[str, Any] = {"texts": len(items), "reference": _score(reference[kind], reference[kind], gold)}
+        for k in settings:
+            row[f"candidates={k}"] = _score(answers[k][kind], reference[kind], gold)
+        results[kind] = row
+    return {"languages": list(languages), "load": load, "results": results}
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = ["| texts | detector | accuracy | agreement with reference | undetermined |", "|---|---|---|---|---|"]
+    for kind, row in report["results"].items():
+        for name, score in row.items():
+            if name != "texts":
+                lines.append(f"| {kind} ({row['texts']}) | {name} | {score['accuracy']:.4f} | "
+                             f"{score['agreement']:.4f} | {score['undetermined']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="the XQuAD folder (xquad.{lang}.json)")
+    parser.add_argument("--languages", default=",".join(XQUAD_LANGUAGES))
+    parser.add_argument("--candidates", default="1,2,3,4,5", help="candidate counts to compare")
+    parser.add_argument("--out", type=Path, help="directory for bench_lang.json")
+    args = parser.parse_args(argv)
+    settings = tuple(int(k) for k in args.candidates.split(","))
+    report = measure(args.data, tuple(args.languages.split(",")), settings)
+    print(_table(report))
+    print(json.dumps(report, indent=2))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench_lang.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The language-detection and one-shot command benchmarks at a tiny size: their behaviour, not speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals import bench_cli
+from evals.bench_lang import measure
+
+# (language file, paragraph, question); the "de" file holds one English paragraph and question.
+XQUAD = {
+    "en": [("The air filter has to be cleaned every six months and replaced after two years.",
+            "How often should the air filter be replaced?")],
+    "de": [("Der Luftfilter muss alle sechs Monate gereinigt und nach zwei Jahren ersetzt werden.",
+            "Wie oft muss der Luftfilter ersetzt werden?"),
+           ("The warranty covers the battery for three years from the date of purchase.",
+            "How long is the battery under warranty?")],
+}
+
+
+def _write_xquad(root: Path) -> None:
+    for lang, items in XQUAD.items():
+        paragraphs = [{"context": c, "qas": [{"id": f"{lang}{i}", "question": q, "answers": []}]}
+                      for i, (c, q) in enumerate(items)]
+        data = {"data": [{"title": "t", "paragraphs": paragraphs}]}
+        (root / f"xquad.{lang}.json").write_text(json.dumps(data), encoding="utf-8")
+
+
+def test_bench_lang_scores_against_the_file_language_and_the_reference(tmp_path: Path) -> None:
+    _write_xquad(tmp_path)
+    report = measure(tmp_path, ("en", "de"), (1, 4))
+    for kind in ("questions", "paragraphs"):
+        row = report["results"][kind]
+        assert row["texts"] == 3
+        # The English text filed under "de" is detected as English by every detector: 2 of 3 right.
+        for name in ("reference", "candidates=1", "candidates=4"):
+            assert row[name] == {"accuracy": round(2 / 3, 4), "agreement": 1.0, "undetermined": 0}, name
+    assert report["load"]["reference_load_s"] > 0
+
+
+def test_bench_cli_times_each_command_and_rejects_a_failing_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    bench_cli.main(["--runs", "1", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "bench_cli.json").read_text())
+    commands = report["commands"]
+    assert list(commands) == ["python -c 'import rag'", "rosetta status", "rosetta search", "rosetta ask"]
+    floor = commands["python -c 'import rag'"]
+    for name, row in commands.items():
+        assert len(row["runs"]) == 1 and row["median_s"] > 0, name
+        # Every command imports rag first, so none can stay below the floor's memory.
+        assert row["median_rss_mb"] >= floor["median_rss_mb"] * 0.9, name
+    assert "| `rosetta search` |" in capsys.readouterr().out
+    monkeypatch.setattr(bench_cli, "ROOT", tmp_path)  # no demo/manuals there: the ingest fails
+    with pytest.raises(SystemExit, match="ingest .* exited with"):
+        bench_cli.measure(tmp_path / "again", 1, None)
