@@ -1,6 +1,6 @@
 """Language detection benchmark: the screened detector against lingua with every model loaded.
 
-    python -m evals.bench_lang --data ../shared/data/xquad [--languages en,es,...] [--out DIR]
+    python -m evals.bench_lang --data ../shared/data/xquad [--manuals ../shared/data/manuals] [--out DIR]
 
 Rosetta's detector (rag/lang.py) screens a text with lingua's small trigram models and lets the accurate
 models decide among the screen's best ``candidates`` languages, so a one-shot command loads a few models
@@ -10,7 +10,8 @@ distance of 0.05, after the same script shortcuts. On XQuAD's questions
 (short: the hard case) and paragraphs (the first 400 characters, chunk-sized), this prints for each
 ``candidates`` setting the accuracy against the file's language, the agreement with the reference and the
 undetermined count; and the seconds and resident memory each detector needed to load (measured in this
-process, so the reference's load is measured last).
+process, so the reference's load is measured last). With ``--manuals``, also every chunk of the manuals
+(cut by a word budget), labelled by the default screened detector and by the reference.
 """
 
 from __future__ import annotations
@@ -40,6 +41,28 @@ def _texts(data: Path, languages: tuple[str, ...]) -> dict[str, list[tuple[str, 
     return {"questions": questions, "paragraphs": paragraphs}
 
 
+def _manual_chunks(root: Path) -> list[str]:
+    """The text of every chunk of the manuals."""
+    from connectors.files import FileConnector
+    from rag.chunk import chunk_document
+
+    connector = FileConnector(root)
+    found = []
+    for uri in connector.sources():
+        for document in connector.load(uri):
+            found += [c.text for c in chunk_document(document, lambda t: len(t.split()) + 2, 200)]
+    return found
+
+
+def _manuals(root: Path, screened: LanguageDetector, exhaustive: LanguageDetector) -> dict[str, Any]:
+    chunks = _manual_chunks(root)
+    reference = [exhaustive.detect(text) for text in chunks]
+    screened_labels = [screened.detect(text) for text in chunks]
+    pairs = list(zip(screened_labels, reference, chunks, strict=True))
+    return {"chunks": len(chunks), "agreement": round(sum(a == r for a, r, _ in pairs) / len(pairs), 4),
+            "differ (reference, screened, text)": [(r, a, text[:80]) for a, r, text in pairs if a != r]}
+
+
 def _score(answers: list[str | None], reference: list[str | None], gold: list[str]) -> dict[str, Any]:
     n = len(gold)
     return {
@@ -49,7 +72,8 @@ def _score(answers: list[str | None], reference: list[str | None], gold: list[st
     }
 
 
-def measure(data: Path, languages: tuple[str, ...], settings: tuple[int, ...]) -> dict[str, Any]:
+def measure(data: Path, languages: tuple[str, ...], settings: tuple[int, ...],
+            manuals: Path | None = None) -> dict[str, Any]:
     texts = _texts(data, languages)
     started, rss = time.perf_counter(), _rss_mb()
     screened = {k: LanguageDetector.load(candidates=k) for k in settings}
@@ -71,7 +95,10 @@ def measure(data: Path, languages: tuple[str, ...], settings: tuple[int, ...]) -
         for k in settings:
             row[f"candidates={k}"] = _score(answers[k][kind], reference[kind], gold)
         results[kind] = row
-    return {"languages": list(languages), "load": load, "results": results}
+    report = {"languages": list(languages), "load": load, "results": results}
+    if manuals is not None:
+        report["manuals"] = _manuals(manuals, LanguageDetector.load(), exhaustive)
+    return report
 
 
 def _table(report: dict[str, Any]) -> str:
@@ -89,10 +116,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="the XQuAD folder (xquad.{lang}.json)")
     parser.add_argument("--languages", default=",".join(XQUAD_LANGUAGES))
     parser.add_argument("--candidates", default="1,2,3,4,5", help="candidate counts to compare")
+    parser.add_argument("--manuals", type=Path, help="also label the chunks of these manuals")
     parser.add_argument("--out", type=Path, help="directory for bench_lang.json")
     args = parser.parse_args(argv)
     settings = tuple(int(k) for k in args.candidates.split(","))
-    report = measure(args.data, tuple(args.languages.split(",")), settings)
+    report = measure(args.data, tuple(args.languages.split(",")), settings, args.manuals)
     print(_table(report))
     print(json.dumps(report, indent=2))
     if args.out is not None:

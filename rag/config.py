@@ -58,6 +58,23 @@ class DbConfig:
             raise ConfigError(f"db.timeout_s must be positive, got {self.timeout_s}")
 
 
+class Precision(Enum):
+    """BGE-M3's arithmetic: fp32 (ONNX Runtime on CPU, torch on a GPU), int8 (ONNX Runtime, dynamically
+    quantised weights) or fp16 (torch, GPU only)."""
+
+    FP32 = "fp32"
+    INT8 = "int8"
+    FP16 = "fp16"
+
+
+class Runtime(Enum):
+    """What runs BGE-M3: ``auto`` (ONNX Runtime on CPU, FlagEmbedding's torch on a GPU), ``onnx`` or ``torch``."""
+
+    AUTO = "auto"
+    ONNX = "onnx"
+    TORCH = "torch"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
     """Encoder choice; ``bge_m3_model`` is a hub id or a local directory."""
@@ -66,6 +83,8 @@ class ModelConfig:
     bge_m3_model: str = "BAAI/bge-m3"
     device: str | None = None
     batch_size: int = 16
+    precision: Precision = Precision.FP32
+    runtime: Runtime = Runtime.AUTO
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -279,6 +298,16 @@ def parse_encoder(text: str) -> EncoderKind:
     return _parse_enum(EncoderKind, text, "encoder")
 
 
+def parse_precision(text: str) -> Precision:
+    """Parse a BGE-M3 precision: ``fp32``, ``int8`` or ``fp16``."""
+    return _parse_enum(Precision, text, "precision")
+
+
+def parse_runtime(text: str) -> Runtime:
+    """Parse a BGE-M3 runtime: ``auto``, ``onnx`` or ``torch``."""
+    return _parse_enum(Runtime, text, "runtime")
+
+
 # Environment variable -> (section, field). Values are parsed by the field's type.
 _ENV = {
     "ROSETTA_DATABASE_URL": ("db", "url"),
@@ -287,6 +316,8 @@ _ENV = {
     "ROSETTA_ENCODER": ("models", "encoder"),
     "ROSETTA_BGE_M3_MODEL": ("models", "bge_m3_model"),
     "ROSETTA_DEVICE": ("models", "device"),
+    "ROSETTA_PRECISION": ("models", "precision"),
+    "ROSETTA_RUNTIME": ("models", "runtime"),
     "ROSETTA_COLLECTION": ("", "collection"),
     "ROSETTA_MAX_TOKENS": ("ingest", "max_tokens"),
     "ROSETTA_MAX_BYTES": ("ingest", "max_bytes"),
@@ -324,6 +355,7 @@ def _parse_list(value: object) -> tuple[str, ...]:
 _ENUMS: dict[str, Callable[[str], Enum]] = {
     "EncoderKind": parse_encoder, "RerankerKind": parse_reranker,
     "SearchMode": parse_mode, "GeneratorKind": parse_generator,
+    "Precision": parse_precision, "Runtime": parse_runtime,
 }
 
 

@@ -17,7 +17,7 @@ from rag.answer.types import Answer
 from rag.build import GeneratorTranslator, build_generator, build_reranker, generator_kind
 from rag.chunk import chunk_document, split_prose
 from rag.config import Config, EncoderKind, GeneratorKind, check_collection_name, load_config
-from rag.encoders import E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
+from rag.encoders import BgeM3Options, E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
 from rag.encoders.cache import CachedEncoder
 from rag.errors import StoreError
 from rag.ingest import IngestProgress, IngestReport, Pipeline, ingest_target, run_ingest
@@ -115,13 +115,14 @@ class Rosetta:
         models = self.config.models
         if models.encoder is EncoderKind.E5_SMALL:
             return E5SmallEncoder.load(batch_size=models.batch_size)
+        options = BgeM3Options(models.precision, models.runtime, self.config.db.data_dir / "models" / "onnx")
         if models.encoder is EncoderKind.BGE_M3:
-            return load_bge_m3(models.bge_m3_model, models.device, models.batch_size)
+            return load_bge_m3(models.bge_m3_model, models.device, models.batch_size, options)
         existing = self.store.collection(collection)
         if existing is not None:
             self._notice(f"encoder: {existing.encoder} (recorded by collection {collection!r})")
-            return encoder_for_name(existing.encoder, models.device, models.batch_size)
-        return load_auto(models.bge_m3_model, models.device, models.batch_size, self._notice)
+            return encoder_for_name(existing.encoder, models.device, models.batch_size, options)
+        return load_auto(models.bge_m3_model, models.device, models.batch_size, self._notice, options)
 
     def detector(self) -> LanguageDetector:
         """The language detector (loaded once)."""

@@ -58,14 +58,20 @@ class CachedEncoder:
         """The wrapped encoder's token count."""
         return self.inner.count_tokens(text)
 
+    @property
+    def cache_name(self) -> str:
+        """The name cache entries are kept under: an encoder whose outputs differ from others of the same
+        name (BGE-M3 in int8) declares its own ``cache_name``."""
+        return str(getattr(self.inner, "cache_name", self.inner.name))
+
     def _encode(self, kind: str, texts: Sequence[str]) -> list[Encoding]:
         keys = [text_hash(kind, text) for text in texts]
-        found = self.cache.cached_encodings(self.name, sorted(set(keys)))
+        found = self.cache.cached_encodings(self.cache_name, sorted(set(keys)))
         missing = {key: text for key, text in zip(keys, texts) if key not in found}
         if missing:
             encode = self.inner.encode_queries if kind == "query" else self.inner.encode_passages
             fresh = dict(zip(missing, encode(list(missing.values()))))
-            self.cache.cache_encodings(self.name, fresh)
+            self.cache.cache_encodings(self.cache_name, fresh)
             found.update(fresh)
         return [found[key] for key in keys]
 
