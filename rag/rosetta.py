@@ -115,7 +115,8 @@ class Rosetta:
         models = self.config.models
         if models.encoder is EncoderKind.E5_SMALL:
             return E5SmallEncoder.load(batch_size=models.batch_size)
-        options = BgeM3Options(models.precision, models.runtime, self.config.db.data_dir / "models" / "onnx")
+        options = BgeM3Options(models.precision, models.runtime, self.config.db.data_dir / "models" / "onnx",
+                               self._notice)
         if models.encoder is EncoderKind.BGE_M3:
             return load_bge_m3(models.bge_m3_model, models.device, models.batch_size, options)
         existing = self.store.collection(collection)

@@ -140,11 +140,14 @@ def test_precision_and_runtime_are_configurable() -> None:
 def test_rosetta_ingests_and_searches_on_onnx_int8(config: Config, tiny_bge_m3: Path, demo_copy: Path) -> None:
     models = ModelConfig(encoder=EncoderKind.BGE_M3, bge_m3_model=str(tiny_bge_m3), precision=Precision.INT8)
     config = Config(db=config.db, models=models, collection="onnx")
-    with Rosetta.open(config) as rosetta:
+    notices: list[str] = []
+    with Rosetta.open(config, notice=notices.append) as rosetta:
         report = rosetta.ingest([demo_copy / "de"])
         hits = rosetta.search("Wie oft wird der Luftfilter gewechselt?", k=3)
         encoder = rosetta.encoder()
     assert report.failed == 0 and report.chunks > 0
     assert len(hits) == 3 and {hit.chunk.language for hit in hits} == {"de"}
     assert encoder.name == f"bge-m3:{tiny_bge_m3.resolve()}"
-    assert (config.db.data_dir / "models" / "onnx" / checkpoint_key(tiny_bge_m3) / "model-int8.onnx").is_file()
+    target = config.db.data_dir / "models" / "onnx" / checkpoint_key(tiny_bge_m3)
+    assert (target / "model-int8.onnx").is_file()
+    assert notices == [f"encoder: exporting {tiny_bge_m3.resolve()} to ONNX (int8), once, into {target}"]

@@ -21,6 +21,7 @@ class BgeM3Options:
     precision: Precision = Precision.FP32
     runtime: Runtime = Runtime.AUTO
     onnx_cache: Path | None = None
+    notice: Callable[[str], None] | None = None  # told before a (minutes-long) ONNX export starts
 
 
 def load_bge_m3(model: str, device: str | None, batch_size: int, options: BgeM3Options = BgeM3Options()) -> Encoder:
@@ -34,7 +35,7 @@ def load_bge_m3(model: str, device: str | None, batch_size: int, options: BgeM3O
         if options.onnx_cache is None:
             raise EncoderError("the ONNX runtime for BGE-M3 needs a cache directory for its export")
         return BgeM3OnnxEncoder.load(model, precision=options.precision, cache_dir=options.onnx_cache,
-                                     batch_size=batch_size)
+                                     batch_size=batch_size, notice=options.notice)
     if options.precision is Precision.INT8:
         raise EncoderError("precision int8 runs on ONNX Runtime; set models.runtime to onnx or auto on a CPU")
     return BgeM3Encoder.load(model, device=device, use_fp16=options.precision is Precision.FP16,

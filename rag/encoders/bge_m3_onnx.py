@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,8 +48,10 @@ def checkpoint_key(directory: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def export(directory: Path, cache_dir: Path, precision: Precision) -> Path:
-    """Return the ONNX file for ``directory``'s checkpoint at ``precision``, exporting it first if needed."""
+def export(directory: Path, cache_dir: Path, precision: Precision,
+           notice: Callable[[str], None] | None = None) -> Path:
+    """Return the ONNX file for ``directory``'s checkpoint at ``precision``, exporting it first if needed
+    (``notice`` is told first: the real BGE-M3 takes minutes on a CPU)."""
     if precision is Precision.FP16:
         raise EncoderError("fp16 runs through torch on a GPU, not ONNX Runtime; use precision fp32 or int8 on CPU")
     target = cache_dir / checkpoint_key(directory)
@@ -60,6 +62,8 @@ def export(directory: Path, cache_dir: Path, precision: Precision) -> Path:
     with _locked(cache_dir / ".export.lock"):
         if model.is_file():  # another process exported it while we waited
             return model
+        if notice is not None:
+            notice(f"encoder: exporting {directory} to ONNX ({precision.value}), once, into {target}")
         fp32 = target / "model-fp32.onnx"
         if not fp32.is_file():
             _publish(target, "model-fp32.onnx", lambda out: _export_fp32(directory, out))
@@ -172,6 +176,7 @@ class BgeM3OnnxEncoder:
         max_length: int = 8192,
         colbert: bool = False,
         threads: int | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> BgeM3OnnxEncoder:
         """Load (exporting on first use) BGE-M3 from a local directory or a hub id for ONNX Runtime."""
         from rag.encoders.bge_m3 import _check_heads, _locate, require_packages
@@ -188,7 +193,7 @@ class BgeM3OnnxEncoder:
                              f"can read; pass max_length <= {limit}")
         tokenizer, special_ids, pad_id = _tokenizer(directory, max_length)
         counter, _, _ = _tokenizer(directory, None)
-        session = _session(export(directory, cache_dir, precision), threads)
+        session = _session(export(directory, cache_dir, precision, notice), threads)
         return cls(session, tokenizer, counter, special_ids, pad_id, int(config["hidden_size"]), tokenizer.get_vocab_size(),
                    source, precision, batch_size, max_length, colbert)
 
