@@ -151,3 +151,26 @@ def test_rosetta_ingests_and_searches_on_onnx_int8(config: Config, tiny_bge_m3: 
     target = config.db.data_dir / "models" / "onnx" / checkpoint_key(tiny_bge_m3)
     assert (target / "model-int8.onnx").is_file()
     assert notices == [f"encoder: exporting {tiny_bge_m3.resolve()} to ONNX (int8), once, into {target}"]
+
+
+def test_an_export_with_a_file_per_tensor_is_saved_with_one_data_file(tiny_bge_m3: Path, cache: Path,
+                                                                       tmp_path: Path) -> None:
+    import onnx
+
+    from rag.encoders.bge_m3_onnx import _single_file
+
+    # What the exporter writes for a graph over 2 GB (the real BGE-M3): a file per tensor beside the graph.
+    scattered = tmp_path / "raw"
+    scattered.mkdir()
+    _onnx(tiny_bge_m3, cache)
+    model = onnx.load(str(cache / checkpoint_key(tiny_bge_m3) / "model-fp32.onnx"))
+    onnx.save_model(model, str(scattered / "model-fp32.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=False, size_threshold=0)
+    assert len(list(scattered.iterdir())) > 10
+    out = tmp_path / "final" / "model-fp32.onnx"
+    out.parent.mkdir()
+    _single_file(scattered / "model-fp32.onnx", out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model-fp32.onnx", "model-fp32.onnx.data"]
+    shutil.rmtree(scattered)
+    reloaded = onnx.load(str(out))
+    assert [t.name for t in reloaded.graph.initializer] == [t.name for t in model.graph.initializer]

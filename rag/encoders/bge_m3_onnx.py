@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -133,19 +134,33 @@ def _export_fp32(directory: Path, out: Path) -> None:
     dynamic = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
                "dense": {0: "batch"}, "token_weights": {0: "batch", 1: "tokens"},
                "colbert": {0: "batch", 1: "tokens_1"}}
+    raw = out.parent / "raw"
+    raw.mkdir()
     with torch.no_grad(), warnings.catch_warnings():
         # Tracing warns about Python-side shape checks in transformers' code; the axes stay dynamic.
         warnings.simplefilter("ignore", torch.jit._trace.TracerWarning)
-        torch.onnx.export(module, example, str(out), input_names=list(_INPUTS), output_names=list(_OUTPUTS),
-                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(module, example, str(raw / out.name), input_names=list(_INPUTS),
+                          output_names=list(_OUTPUTS), dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    _single_file(raw / out.name, out)
+    shutil.rmtree(raw)
+
+
+def _single_file(exported: Path, out: Path) -> None:
+    """Re-save ``exported`` as ``out``, its weights in one ``out.data`` file when the graph is over 2 GB
+    (the exporter writes one file per tensor then: ~400 files for BGE-M3)."""
+    import onnx
+
+    model = onnx.load(str(exported))
+    external = len(list(exported.parent.iterdir())) > 1
+    onnx.save_model(model, str(out), save_as_external_data=external, all_tensors_to_one_file=True,
+                    location=f"{out.name}.data")
 
 
 def _quantize(fp32: Path, out: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"],
-                     use_external_data_format=fp32.stat().st_size > 1_000_000_000 or
-                     any(p.name.endswith(".data") for p in fp32.parent.iterdir()))
+    # int8 weights of the real model are ~0.6 GB: one file, under protobuf's 2 GB limit.
+    quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
 
 
 @dataclass(frozen=True, slots=True)
