@@ -71,6 +71,8 @@ def running(app: Asgi) -> Iterator[str]:
 def api(rosetta: Rosetta, keys: frozenset[str] = frozenset(), **settings: object) -> Iterator[str]:
     """The HTTP API over ``rosetta`` with ``settings`` (ServeConfig fields), running; yields its URL."""
     serve = dataclasses.replace(ServeConfig(), **settings)  # type: ignore[arg-type]
-    app = create_app(Shared(rosetta), serve, keys, rosetta.config.db.data_dir / "uploads")
+    shared = Shared(rosetta)
+    shared.warm()
+    app = create_app(shared, serve, keys, rosetta.config.db.data_dir / "uploads")
     with running(app) as url:
         yield url

@@ -81,7 +81,9 @@ def serve_mcp(config: Config, http: bool, host: str, port: int) -> None:
     if http:
         check_exposure(host, keys, config.serve.api_keys_env)
     with Rosetta.open(config) as rosetta:
-        server = build_mcp(Shared(rosetta), config.serve.max_question_chars)
+        shared = Shared(rosetta)
+        shared.warm()
+        server = build_mcp(shared, config.serve.max_question_chars)
         if not http:
             server.run("stdio")
             return

@@ -25,7 +25,9 @@ def serve_http(config: Config, host: str, port: int, notice: Callable[[str], Non
     keys = api_keys(config.serve)
     check_exposure(host, keys, config.serve.api_keys_env)
     with Rosetta.open(config, notice=notice) as rosetta:
-        app = create_app(Shared(rosetta), config.serve, keys, uploads_dir(config))
+        shared = Shared(rosetta)
+        shared.warm()
+        app = create_app(shared, config.serve, keys, uploads_dir(config))
         notice(f"serving collection {config.collection!r} on http://{host}:{port} "
                f"({'API keys required' if keys else 'no API keys: loopback only'}); OpenAPI at /openapi.json")
         # uvicorn's access log shows method, path and status, never headers, so keys stay out of it.

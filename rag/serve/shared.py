@@ -59,6 +59,13 @@ class Shared:
                 self.rosetta.generator(resolved)
         return resolved
 
+    def warm(self) -> None:
+        """Load the language detector and the default collection's parts before serving: lingua holds the GIL
+        while it loads (seconds), which would stall the event loop under the first request."""
+        self.rosetta.detector()
+        if self.rosetta.store.collection(self.collection) is not None:
+            self.ready(self.collection, answering=True)
+
     def search(self, query: str, collection: str | None, k: int | None, where: Filter | None,
                mode: SearchMode | None = None, rerank: bool = True) -> tuple[str, list[Hit]]:
         """(collection, hits) for ``query``, as ``rosetta search`` finds them."""
