@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,8 +24,11 @@ from typer.testing import CliRunner
 from rag.cli.app import app as cli
 from rag.cli.render import search_json
 from rag.config import GeneratorKind
+from rag.errors import ConfigError, ConnectorError, EncoderError, GenerationError, SchemaMismatch, StoreError
 from rag.rosetta import Rosetta
-from rag.serve.jobs import safe_name
+from rag.serve.app import status_of
+from rag.serve.jobs import UploadRejected, safe_name
+from rag.serve.shared import UnknownCollection
 from rag.types import Filter
 from tests.llm_server import MODEL, LlmServer, closed_port_url, openai_completion, openai_stream, serve
 from tests.serving import COLLECTION, api, open_demo, serve_config
@@ -283,3 +287,21 @@ def test_many_clients_at_once(extractive: tuple[Rosetta, str]) -> None:
     for thread in threads:
         thread.join(120)
     assert results == [200] * 48
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (UnknownCollection("x"), 404), (SchemaMismatch("other encoder"), 409), (ConfigError("bad"), 400),
+    (ConnectorError("bad url"), 400), (ValueError("bad value"), 400), (GenerationError("llm down"), 502),
+    (StoreError("db down"), 503), (EncoderError("model"), 503), (UploadRejected("big", 413), 413)])
+def test_library_errors_map_to_statuses(error: Exception, status: int) -> None:
+    # Issue 18's refusal (a collection opened with another encoder) is a SchemaMismatch: a 409, not a 500.
+    assert status_of(error) == status
+
+
+def test_a_missing_serve_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # an import of uvicorn now fails, as when not installed
+    monkeypatch.delitem(sys.modules, "rag.serve.run", raising=False)
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 2
+    assert "needs the serve extra (uvicorn is not installed): pip install 'rosetta-rag[serve]'" in " ".join(
+        result.output.split())
