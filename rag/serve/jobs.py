@@ -7,6 +7,7 @@ with a sanitised name, so a file name can never point elsewhere; re-uploading a 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -14,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -90,7 +91,7 @@ class Jobs:
         """Queue an ingest of ``sources``; ``shown`` names them in the job (uploads: the client's names)."""
         job = Job(uuid.uuid4().hex, collection, list(shown or sources))
         self.jobs[job.id] = job
-        self.executor.submit(self._run, job, list(sources), prune)
+        self.executor.submit(self._run, job, list(sources), prune).add_done_callback(_log_crash)
         return job
 
     def _run(self, job: Job, sources: list[str], prune: bool) -> None:
@@ -105,8 +106,11 @@ class Jobs:
             with job.lock:
                 job.files = list(report.files)
                 job.state = "done"
-        with job.lock:
-            job.seconds = round(time.perf_counter() - job.started, 3)
+        finally:
+            with job.lock:
+                if job.state == "running":  # a bug, not a bad source: never leave the job "running" forever
+                    job.state, job.error = "failed", "ingest stopped on an unexpected error; see the server log"
+                job.seconds = round(time.perf_counter() - job.started, 3)
 
     def get(self, job_id: str) -> Job | None:
         """The job with this id, if any."""
@@ -115,6 +119,11 @@ class Jobs:
     def close(self) -> None:
         """Wait for the running job; drop queued ones."""
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _log_crash(future: Future[None]) -> None:
+    if (error := future.exception()) is not None:
+        logging.getLogger(__name__).error("ingest job crashed", exc_info=error)
 
 
 def safe_name(filename: str, allowed: Sequence[str]) -> str:
