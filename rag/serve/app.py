@@ -126,7 +126,7 @@ def _health(app: FastAPI, shared: Shared) -> None:
         return Health(status="ok", server_version=info.server_version, pgvector_version=info.pgvector_version)
 
 
-def _routes(app: APIRouter, shared: Shared, settings: ServeConfig, jobs: Jobs, uploads: Path) -> None:
+def _openai_routes(app: APIRouter, shared: Shared, settings: ServeConfig) -> None:
     @app.get("/v1/models", response_model=ModelList, tags=["openai"], responses=ERRORS)
     async def models() -> ModelList:
         """The collections as OpenAI models; ``rosetta`` is the server's default collection."""
@@ -147,6 +147,8 @@ def _routes(app: APIRouter, shared: Shared, settings: ServeConfig, jobs: Jobs, u
         answer = await run_sync(lambda: shared.ask(question, name, history, body.language, body.k, where))
         return completion(answer, body.model, name)
 
+
+def _rosetta_routes(app: APIRouter, shared: Shared, settings: ServeConfig, jobs: Jobs, uploads: Path) -> None:
     @app.post("/v1/search", response_model=SearchResponse, tags=["rosetta"], responses=ERRORS)
     async def search(body: SearchRequest) -> SearchResponse:
         """Hybrid search: the hits with each leg's rank, as ``rosetta search --json`` prints them."""
@@ -207,7 +209,8 @@ def create_app(shared: Shared, settings: ServeConfig, keys: frozenset[str], uplo
     _install_errors(app)
     _health(app, shared)
     v1 = APIRouter(dependencies=[_auth(keys)])  # type: ignore[list-item]
-    _routes(v1, shared, settings, jobs, uploads)
+    _openai_routes(v1, shared, settings)
+    _rosetta_routes(v1, shared, settings, jobs, uploads)
     app.include_router(v1)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
