@@ -110,6 +110,23 @@ def test_streaming_through_the_openai_client(with_llm: str, llm: LlmServer) -> N
     assert extension["text"] == text and [c["marker"] for c in extension["citations"]] == [1]
 
 
+def test_a_repaired_answer_follows_the_streamed_draft(pg_url: str, served_demo: tuple[str, Path],
+                                                      llm: LlmServer) -> None:
+    schema, data = served_demo
+    config = serve_config(pg_url, data, schema, generator=GeneratorKind.OPENAI, base_url=f"{llm.url}/v1",
+                          model=MODEL, max_retries=0)
+    llm.script(openai_stream(["The filter is ", "replaced twice a year."]),  # no citation: one repair turn
+               openai_completion("The filter is replaced every six months [1]."))
+    with open_demo(config) as rosetta, api(rosetta) as url:
+        chunks = list(_client(url).chat.completions.create(
+            model="rosetta", messages=[{"role": "user", "content": QUESTION}], stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    repaired = "The filter is replaced every six months [1]."
+    assert text == f"The filter is replaced twice a year.\n\n---\n\n{repaired}"
+    extension = (chunks[-1].model_extra or {})["rosetta"]
+    assert extension["repaired"] and extension["text"] == repaired and extension["citations"][0]["marker"] == 1
+
+
 def test_a_follow_up_is_rewritten_with_the_conversation(with_llm: str, llm: LlmServer) -> None:
     llm.script(openai_completion("Where is the air filter of the Heliox HX-20?"),
                openai_completion("Links [1]."))
