@@ -1,5 +1,6 @@
 """``rosetta mcp`` as agents run it: a subprocess spoken to by the official MCP client, over stdio and over
-streamable HTTP (keys required), on a real collection built with the offline e5-small encoder."""
+streamable HTTP (keys required), on a real collection built with the offline e5-small encoder; and
+``rosetta serve`` started as the same kind of command."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +94,14 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def mcp_http(environment: dict[str, str]) -> Iterator[str]:
+@contextmanager
+def command(environment: dict[str, str], *args: str) -> Iterator[str]:
+    """``rosetta ARGS --port P`` as a subprocess with API keys on, until it answers; yields its base URL."""
     port = _free_port()
     env = {**os.environ, **environment, "ROSETTA_API_KEYS": KEY}
-    process = subprocess.Popen([sys.executable, "-m", "rag.cli", "mcp", "--http", "--port", str(port)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "rag.cli", *args, "--port", str(port)], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/mcp"
+    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -113,6 +116,21 @@ def mcp_http(environment: dict[str, str]) -> Iterator[str]:
         process.terminate()
         _, stderr = process.communicate(timeout=20)
         assert KEY not in stderr.decode()
+
+
+@pytest.fixture
+def mcp_http(environment: dict[str, str]) -> Iterator[str]:
+    with command(environment, "mcp", "--http") as url:
+        yield f"{url}/mcp"
+
+
+def test_rosetta_serve_runs_as_a_command(environment: dict[str, str]) -> None:
+    with command(environment, "serve") as url:
+        auth = {"authorization": f"Bearer {KEY}"}
+        assert httpx.get(f"{url}/v1/models").status_code == 401
+        assert [m["id"] for m in httpx.get(f"{url}/v1/models", headers=auth).json()["data"]] == ["rosetta", "mcp"]
+        hits = httpx.post(f"{url}/v1/search", headers=auth, json={"query": "How long is the warranty?", "k": 1}).json()["hits"]
+        assert hits[0]["uri"].endswith("warranty.md")
 
 
 def test_mcp_over_streamable_http_needs_a_key(mcp_http: str) -> None:
