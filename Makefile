@@ -18,10 +18,10 @@ $(VENV)/.core: pyproject.toml | $(PY)
 	touch $@
 
 # Test install: torch first (the CPU wheel; a plain `torch` requirement would pull a CUDA build),
-# then BGE-M3 support and the dev tools.
+# then BGE-M3 support, the dev tools and the servers (rosetta serve / mcp).
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[bge-m3,evals,dev]'
+	$(PIP) install -q -e '.[bge-m3,evals,dev,serve]'
 	touch $@
 
 demo: $(VENV)/.core

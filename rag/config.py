@@ -247,6 +247,35 @@ class GenerationConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServeConfig:
+    """The HTTP and MCP servers (``rosetta serve``, ``rosetta mcp --http``). API keys are named by
+    environment variable (``api_keys_env``, comma-separated bearer tokens), never stored here; ``cors_origins``
+    empty means CORS off. Limits: a request body, a question (characters), an uploaded file (bytes)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys_env: str = "ROSETTA_API_KEYS"
+    cors_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_000_000
+    max_question_chars: int = 4000
+    max_upload_bytes: int = 20_000_000
+    upload_types: tuple[str, ...] = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"serve.port must be in 0..65535, got {self.port}")
+        for name in ("max_body_bytes", "max_question_chars", "max_upload_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"serve.{name} must be >= 1, got {getattr(self, name)}")
+
+
+def api_keys(serve: ServeConfig, environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The bearer tokens the servers accept: ``environ[serve.api_keys_env]`` split on commas (empty: none)."""
+    env = os.environ if environ is None else environ
+    return frozenset(key.strip() for key in env.get(serve.api_keys_env, "").split(",") if key.strip())
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything Rosetta can be configured with."""
 
@@ -255,6 +284,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     collection: str = "default"
 
     def __post_init__(self) -> None:
@@ -330,6 +360,7 @@ _ENV = {
     "ROSETTA_LLM_MODEL": ("generation", "model"),
     "ROSETTA_LLM_BASE_URL": ("generation", "base_url"),
     "ROSETTA_EXTRACTIVE_PASSAGE_WEIGHT": ("generation", "extractive_passage_weight"),
+    "ROSETTA_CORS_ORIGINS": ("serve", "cors_origins"),
 }
 def _parse_bool(section: str, name: str, value: object) -> bool:
     if isinstance(value, bool):
@@ -400,9 +431,9 @@ def _read_toml(path: Path) -> Mapping[str, object]:
 def _from_toml(config: Config, data: Mapping[str, object], path: Path) -> Config:
     for key, value in data.items():
         if isinstance(value, Mapping):
-            if key not in {"db", "models", "ingest", "retrieval", "generation"}:
+            if key not in {"db", "models", "ingest", "retrieval", "generation", "serve"}:
                 raise ConfigError(f"{path}: unknown section [{key}]; known: db, models, ingest, retrieval, "
-                                  "generation")
+                                  "generation, serve")
             for name, item in value.items():
                 config = _apply(config, key, name, item)
         elif key == "collection":

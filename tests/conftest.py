@@ -88,3 +88,14 @@ def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory, tiny_bge_m3: Pa
     from tests.models import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-cross-encoder"), tiny_bge_m3)
+
+
+@pytest.fixture(scope="session")
+def served_demo(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A schema holding the demo manuals (hashing encoder) for the server tests, ingested once, and its
+    data directory: (schema, data dir)."""
+    from tests.serving import open_demo, serve_config
+
+    config = serve_config(pg_url, tmp_path_factory.mktemp("serve-data"))
+    open_demo(config).close()
+    return config.db.schema, config.db.data_dir

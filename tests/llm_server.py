@@ -56,10 +56,12 @@ class Respond:
 @dataclass(frozen=True)
 class Stream:
     """Server-sent events; with ``cut_after`` only that many frames are sent before the connection closes
-    while the declared Content-Length promises more (the client sees a broken body)."""
+    while the declared Content-Length promises more (the client sees a broken body). ``frame_delay`` waits
+    before each frame (a slow model); ``LlmServer.frames_sent`` records how many each stream got out."""
 
     frames: tuple[str, ...]
     cut_after: int | None = None
+    frame_delay: float = 0.0
 
 
 Answer = Respond | Stream
@@ -73,6 +75,7 @@ class LlmServer:
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    frames_sent: list[int] = field(default_factory=list)
 
     def script(self, *answers: Answer) -> None:
         """Queue answers, used in order, one per request."""
@@ -152,9 +155,15 @@ def _handler(state: LlmServer) -> type[BaseHTTPRequestHandler]:
             if answer.cut_after is not None:
                 self.send_header("Content-Length", str(sum(map(len, frames))))
             self.end_headers()  # without a length, the body ends when the connection closes (HTTP/1.0)
-            for frame in frames[:answer.cut_after]:
-                self.wfile.write(frame)
-                self.wfile.flush()
+            sent = 0
+            try:
+                for frame in frames[:answer.cut_after]:
+                    time.sleep(answer.frame_delay)
+                    self.wfile.write(frame)
+                    self.wfile.flush()
+                    sent += 1
+            finally:
+                state.frames_sent.append(sent)
             self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -200,7 +209,7 @@ def _chunk(delta: JsonValue, finish_reason: str | None = None) -> str:
 
 def openai_stream(deltas: Sequence[str], calls: Sequence[tuple[str, str, Sequence[str]]] = (),
                   finish_reason: str | None = "stop", usage: tuple[int, int] | None = (12, 5),
-                  cut_after: int | None = None) -> Stream:
+                  cut_after: int | None = None, frame_delay: float = 0.0) -> Stream:
     """Chunks: role, text deltas, tool-call deltas ``(id, name, argument pieces)``, finish, usage, [DONE].
 
     ``finish_reason=None`` leaves out the finish chunk, the usage chunk and [DONE]: a stream that just stops.
@@ -216,7 +225,7 @@ def openai_stream(deltas: Sequence[str], calls: Sequence[tuple[str, str, Sequenc
                     "choices": [], "usage": _usage(usage)}
             frames.append(f"data: {json.dumps(data)}\n\n")
         frames.append("data: [DONE]\n\n")
-    return Stream(tuple(frames), cut_after)
+    return Stream(tuple(frames), cut_after, frame_delay)
 
 
 # --- Cohere v2 chat ----------------------------------------------------------------------------------

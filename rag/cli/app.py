@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any
 
 import typer
@@ -28,7 +30,7 @@ from rag.cli.render import (
 )
 from rag.cli.render_answer import answer_json, answer_view
 from rag.config import Config, load_config, parse_mode
-from rag.errors import RagError
+from rag.errors import ConfigError, RagError
 from rag.rosetta import Rosetta
 from rag.types import Filter
 
@@ -70,18 +72,27 @@ def _config(ctx: typer.Context, **overrides: Any) -> Config:
                        **overrides)
 
 
+def _notice(message: str) -> None:
+    _console(True).print(f"[dim]{escape(message)}[/]")
+
+
 @contextmanager
-def _session(ctx: typer.Context, **overrides: Any) -> Iterator[Rosetta]:
-    """Open Rosetta; a RagError becomes one red line and exit code 2 (a traceback with --debug)."""
+def _errors(ctx: typer.Context) -> Iterator[None]:
+    """A RagError becomes one red line and exit code 2 (a traceback with --debug)."""
     try:
-        config = _config(ctx, **overrides)
-        with Rosetta.open(config, notice=lambda message: _console(True).print(f"[dim]{escape(message)}[/]")) as rosetta:
-            yield rosetta
+        yield
     except RagError as exc:
         if ctx.obj.debug:
             _console(True).print_exception()
         _console(True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
+
+
+@contextmanager
+def _session(ctx: typer.Context, **overrides: Any) -> Iterator[Rosetta]:
+    """Open Rosetta; a RagError becomes one red line and exit code 2 (a traceback with --debug)."""
+    with _errors(ctx), Rosetta.open(_config(ctx, **overrides), notice=_notice) as rosetta:
+        yield rosetta
 
 
 def _print_json(data: object) -> None:
@@ -210,6 +221,47 @@ def chat(
     with _session(ctx, collection=collection, generator=generator, llm_model=model) as rosetta:
         code = run_chat(rosetta, options, _console(), _console(True), sys.stdin)
     raise typer.Exit(code)
+
+
+# The packages of the `serve` extra; a missing one is named with the install command.
+SERVE_EXTRA = {"fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "mcp", "pydantic"}
+
+
+def _server(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVE_EXTRA:
+            raise
+        raise ConfigError(f"this command needs the serve extra ({exc.name} is not installed): "
+                          "pip install 'rosetta-rag[serve]'") from exc
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1; others need ROSETTA_API_KEYS).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    collection: Annotated[str | None, typer.Option(help="Default collection (model 'rosetta').")] = None,
+) -> None:
+    """HTTP API: OpenAI-compatible /v1/chat/completions, /v1/search, /v1/collections, /v1/ingest."""
+    with _errors(ctx):
+        config = _config(ctx, collection=collection)
+        _server("rag.serve.run").serve_http(config, host or config.serve.host, port or config.serve.port, _notice)
+
+
+@app.command()
+def mcp(
+    ctx: typer.Context,
+    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP at /mcp instead of stdio.")] = False,
+    host: Annotated[str | None, typer.Option(help="With --http: address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="With --http: port (default 8000).")] = None,
+    collection: Annotated[str | None, typer.Option(help="Default collection of the tools.")] = None,
+) -> None:
+    """MCP server for agents (Claude Desktop, Cursor): tools search, ask, list_collections."""
+    with _errors(ctx):
+        config = _config(ctx, collection=collection)
+        _server("rag.serve.mcp").serve_mcp(config, http, host or config.serve.host, port or config.serve.port)
 
 
 @bench.command("ingest")
