@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from rag.centering import Centering
 from rag.config import RetrievalConfig
-from rag.errors import SchemaMismatch
+from rag.errors import SchemaMismatch, StoreError
 from rag.store.adapt import chunk_row, copy_sentences, dense_from_pg, errors, from_pg, to_pg
 from rag.store.neutral import centering_from_rows, interleaved, language_legs
 from rag.store.schema import (
@@ -143,11 +143,15 @@ class PgStore:
             found = Collection(*row)
             if (found.encoder, found.dim, found.sparse_dim) == (encoder, dim, sparse_dim):
                 create_collection_indexes(conn, self.schema, found.id, dim, sparse_dim)
-        if (found.encoder, found.dim, found.sparse_dim) != (encoder, dim, sparse_dim):
-            raise SchemaMismatch(
-                f"collection {name!r} was built with encoder {found.encoder} ({found.dim}-d); it cannot be "
-                f"opened with {encoder} ({dim}-d). Use --encoder to match it, or choose another --collection"
-            )
+        return built_by(found, encoder, dim, sparse_dim)
+
+    def open_collection(self, name: str) -> Collection:
+        """Return existing collection ``name``; StoreError naming the collections there are if it is missing."""
+        found = self.collection(name)
+        if found is None:
+            known = ", ".join(c.name for c in self.collections()) or "none yet"
+            raise StoreError(f"collection {name!r} does not exist (collections: {known}); "
+                             f"ingest into it first: rosetta ingest PATH --collection {name}")
         return found
 
     def document_hashes(self, collection: Collection) -> dict[str, str]:
@@ -319,3 +323,15 @@ class PgStore:
         rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": to_pg(e.sparse)} for h, e in encodings.items()]
         with errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
             cursor.executemany(self._sql(_CACHE_PUT), rows)
+
+
+def built_by(found: Collection, encoder: str, dim: int, sparse_dim: int) -> Collection:
+    """``found`` if ``encoder`` built it; SchemaMismatch naming both encoders and the fix otherwise. An
+    encoder of the same dimension is refused too: its vectors live in another space."""
+    if (found.encoder, found.dim, found.sparse_dim) != (encoder, dim, sparse_dim):
+        raise SchemaMismatch(
+            f"collection {found.name!r} was built with encoder {found.encoder} ({found.dim}-d); it cannot be "
+            f"opened with {encoder} ({dim}-d). Use --encoder {found.encoder} (ROSETTA_ENCODER, or the encoder "
+            "passed to Rosetta.open) to match it, or choose another --collection"
+        )
+    return found
