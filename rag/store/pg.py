@@ -64,6 +64,10 @@ _INSERT_COLLECTION = """
     VALUES (%(name)s, %(encoder)s, %(dim)s, %(sparse_dim)s)
     ON CONFLICT (name) DO NOTHING
 """
+# CREATE INDEX IF NOT EXISTS is no guard against a second session creating the same index at the same time
+# (it fails on pg_class's unique name): a collection's indexes are created under this lock, one session after
+# the other, and the second finds them there.
+_INDEX_LOCK = "SELECT pg_advisory_xact_lock(hashtext('rosetta-index'), %(collection)s)"
 _DOCUMENT_HASHES = "SELECT uri, content_hash FROM {schema}.documents WHERE collection_id = %(collection)s"
 _UPSERT_DOCUMENT = """
     INSERT INTO {schema}.documents
@@ -142,6 +146,7 @@ class PgStore:
             assert row is not None
             found = Collection(*row)
             if (found.encoder, found.dim, found.sparse_dim) == (encoder, dim, sparse_dim):
+                conn.execute(_INDEX_LOCK, {"collection": found.id})
                 create_collection_indexes(conn, self.schema, found.id, dim, sparse_dim)
         return built_by(found, encoder, dim, sparse_dim)
 
@@ -237,7 +242,9 @@ class PgStore:
         """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return
         the languages indexed now. Building blocks writes to ``chunks`` for its duration."""
         counts = self.centering(collection).chunks.counts
-        with errors(f"indexing the languages of {collection.name!r}"), self.pool.connection() as conn:
+        with errors(f"indexing the languages of {collection.name!r}"), self.pool.connection() as conn, \
+                conn.transaction():
+            conn.execute(_INDEX_LOCK, {"collection": collection.id})
             existing = language_indexes(conn, self.schema, collection.id)
             wanted = [code for code, n in counts.items() if n >= min_chunks
                       and language_index_name(collection.id, code) not in existing]
