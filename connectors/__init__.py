@@ -19,6 +19,7 @@ __all__ = [
     "connector_for",
     "files_connector",
     "llamaindex_connector",
+    "source_gone",
     "web_connector",
 ]
 
@@ -65,3 +66,17 @@ def connector_for(target: str, glob: str | None = None, max_bytes: int = DEFAULT
             f"{target}: no such file or directory; check the path, or give an http(s):// URL for a web page"
         )
     return files_connector(path, glob, max_bytes)
+
+
+def source_gone(uri: str, timeout: float = 20.0) -> bool:
+    """True only when ``uri`` is proved gone: a ``file://`` path with no such entry, or a URL answering
+    404 or 410. An error, a refusal or any other scheme is no proof, so prune keeps the document."""
+    if uri.startswith(("http://", "https://")):
+        from connectors.web import gone
+
+        return gone(uri, timeout)
+    if uri.startswith("file:"):
+        from connectors.files import gone as file_gone
+
+        return file_gone(uri)
+    return False

@@ -74,6 +74,17 @@ def path_from_uri(uri: str) -> Path:
     return Path(os.fsdecode(unquote_to_bytes(parts.path)))
 
 
+def gone(uri: str) -> bool:
+    """True when the file of ``uri`` provably does not exist: its directory answers "no such entry"."""
+    try:
+        os.lstat(path_from_uri(uri))
+    except FileNotFoundError:
+        return True
+    except (OSError, ConnectorError):  # permission denied, I/O error, not a local URI: no proof
+        return False
+    return False
+
+
 def read_file(path: Path, uri: str, max_bytes: int) -> bytes:
     """Return the bytes of a regular file of at most ``max_bytes``; raise ConnectorError otherwise."""
     with _os_errors(uri):

@@ -115,6 +115,15 @@ def fetch(client: httpx.Client, url: str, max_bytes: int, timeout: float) -> Fet
         )
 
 
+def gone(url: str, timeout: float) -> bool:
+    """True when ``url`` answers 404 Not Found or 410 Gone (after redirects); any other answer or error is no proof."""
+    try:
+        with _client(timeout) as client, client.stream("GET", url) as response:
+            return response.status_code in (404, 410)
+    except (httpx.HTTPError, httpx.InvalidURL):
+        return False
+
+
 def _kind(url: str, fetched: Fetched) -> str:
     kind = MEDIA_TYPES.get(fetched.media_type)
     if kind is None and fetched.media_type in UNTYPED:

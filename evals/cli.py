@@ -27,6 +27,7 @@ from evals import answers_mixed, mixed
 from evals.metrics import METRIC_NAMES, Scores
 from evals.report import Leg, Report, Split
 from evals.retrieval import parse_dataset, parse_languages, parse_legs, parse_systems, run
+from rag.cli.terminal import console
 from rag.config import load_config, parse_generator
 from rag.errors import RagError
 
@@ -116,7 +117,7 @@ def retrieval(
 ) -> None:
     """Score dense, sparse and hybrid retrieval for every query language x document language pair, or on
     mixed-language pools (--pool mixed)."""
-    stderr = Console(stderr=True)
+    stderr = console(stderr=True)
     try:
         args = (parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,
                 parse_languages(query_langs), parse_languages(doc_langs), parse_legs(legs), parse_systems(system))
@@ -127,7 +128,7 @@ def retrieval(
     except (RagError, ValueError) as exc:
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
-    render(report, Console())
+    render(report, console())
     written = [out / "metrics.json", *([] if report.mixed else [out / "heatmap.png"])]
     stderr.print(f"[dim]wrote {' and '.join(str(path) for path in written)}[/]")
 
@@ -175,10 +176,10 @@ def mixed_answers_table(report: answers_mixed.MixedAnswerReport) -> Table:
 def _render_answers(report: answer_eval.AnswerReport | answers_mixed.MixedAnswerReport, out: Path,
                     stderr: Console) -> None:
     if isinstance(report, answers_mixed.MixedAnswerReport):
-        Console().print(mixed_answers_table(report))
+        console().print(mixed_answers_table(report))
         stderr.print(f"[dim]wrote {out / 'answers.json'} and {out / 'cases.jsonl'}[/]")
         return
-    Console().print(answers_table(report))
+    console().print(answers_table(report))
     stderr.print(f"[dim]wrote {out / 'answers.json'}, {out / 'answers.png'} and {out / 'cases.jsonl'}[/]")
 
 
@@ -202,7 +203,7 @@ def answers(
 ) -> None:
     """Ask each pair's questions (or, with --pool mixed, every question over mixed-language pools) and score
     the answers' citations, verification and language."""
-    stderr = Console(stderr=True)
+    stderr = console(stderr=True)
     report: answer_eval.AnswerReport | answers_mixed.MixedAnswerReport
     try:
         args = (parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,

@@ -215,32 +215,43 @@ def _enumerate(targets: Sequence[Target]) -> tuple[list[tuple[Target, str]], lis
     return found, failures
 
 
-def _prune(p: Pipeline, targets: Sequence[Target], seen: set[str], known: dict[str, str]) -> list[FileReport]:
-    scopes = tuple(t.scope for t in targets if t.scope is not None)
-    gone = sorted(uri for uri in known if uri not in seen and uri.startswith(scopes))
+def _owns(scope: str, uri: str) -> bool:
+    """A directory's or site's scope (ending in ``/``) owns what is under it; a file's or page's only itself."""
+    return uri.startswith(scope) if scope.endswith("/") else uri == scope
+
+
+def _prune(p: Pipeline, targets: Sequence[Target], stored: set[str], known: dict[str, str]) -> list[FileReport]:
+    """Delete the documents under the targets that this run did not store and that are proved gone (the file
+    does not exist, the URL answers 404/410): a glob, a listing error or a failed load is never proof."""
+    from connectors import source_gone
+
+    scopes = [t.scope for t in targets if t.scope is not None]
+    candidates = sorted(uri for uri in known if uri not in stored and any(_owns(s, uri) for s in scopes))
+    gone = [uri for uri in candidates if source_gone(uri)]
     if gone:
         p.store.delete_documents(p.collection, gone)
     return [FileReport(uri, IngestStatus.PRUNED) for uri in gone]
 
 
 def run_ingest(p: Pipeline, targets: Sequence[Target], prune: bool = False) -> IngestReport:
-    """Ingest every source of ``targets``; with ``prune``, delete stored documents under them that are gone."""
+    """Ingest every source of ``targets``; with ``prune``, delete stored documents under them whose source
+    is proved gone."""
     started = time.perf_counter()
     sources, unlisted = _enumerate(targets)
     reports = list(unlisted)
     if p.progress:
         p.progress.sources_found(len(sources))
     known = p.store.document_hashes(p.collection)
-    seen: set[str] = set()
+    stored: set[str] = set()
     for target, uri in sources:
         done = _ingest_source(p, target.connector, uri, known)
-        seen.update([uri, *(r.uri for r in done)])
+        stored.update(r.uri for r in done if r.status is not IngestStatus.FAILED)
         reports.extend(done)
         if p.progress:
             p.progress.source_done(done)
     # A root that could not be listed must not look like a deleted one.
     if prune and not unlisted:
-        reports.extend(_prune(p, targets, seen, known))
+        reports.extend(_prune(p, targets, stored, known))
     if p.language_index_min is not None:
         p.store.ensure_language_indexes(p.collection, p.language_index_min)
     return IngestReport(p.collection.name, p.encoder.name, tuple(reports), time.perf_counter() - started)

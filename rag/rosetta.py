@@ -25,6 +25,7 @@ from rag.lang import LanguageDetector
 from rag.search.retriever import Retriever
 from rag.store import PgStore
 from rag.store.database import Database, DatabaseInfo
+from rag.store.pg import built_by
 from rag.types import (
     Chunk,
     Collection,
@@ -165,15 +166,14 @@ class Rosetta:
                         settings.heading_context, r.exact_scan_below if r.language_neutral else None)
 
     def retriever(self, collection: str | None = None) -> Retriever:
-        """The (cached) retriever for an existing collection, with its encoder, reranker and translator."""
+        """The (cached) retriever for an existing collection, with its encoder, reranker and translator;
+        SchemaMismatch when the collection was built by another encoder, whatever the dimensions."""
         name = check_collection_name(collection or self.config.collection)
         if name not in self._retrievers:
-            stored = self.store.collection(name)
-            if stored is None:
-                known = ", ".join(c.name for c in self.store.collections()) or "none yet"
-                raise StoreError(f"collection {name!r} does not exist (collections: {known}); "
-                                 f"ingest into it first: rosetta ingest PATH --collection {name}")
-            self._retrievers[name] = Retriever(self.store, self.encoder(name), stored, self.detector().detect,
+            stored = self.store.open_collection(name)
+            encoder = self.encoder(name)
+            built_by(stored, encoder.name, encoder.dim, encoder.sparse_dim)
+            self._retrievers[name] = Retriever(self.store, encoder, stored, self.detector().detect,
                                                self.config.retrieval, self._reranker(), self._translator)
         return self._retrievers[name]
 

@@ -79,11 +79,13 @@ def test_recall_counts_the_true_neighbours_found() -> None:
     assert recall([[1, 2], [3, 4]], [[1, 2], [5, 6]]) == 0.5
 
 
-def test_every_variant_runs_with_recall_in_range(runs: list[AnnRun]) -> None:
+def test_every_variant_runs_and_only_bit_loses_recall(runs: list[AnnRun]) -> None:
     assert [run.storage for run in runs] == list(Storage)
-    assert all(0.0 <= run.recall_at_10 <= 1.0 and run.chunks == N for run in runs)
+    assert [run.chunks for run in runs] == [N] * len(runs)
     assert all(0 < run.p50_ms <= run.p95_ms and run.build_s > 0 for run in runs)
-    assert runs[0].recall_at_10 >= 0.9
+    vector, halfvec, bit = (run.recall_at_10 for run in runs)
+    # Full and half precision find (nearly) all true neighbours; one bit per dimension finds some (0.34 here).
+    assert min(vector, halfvec) >= 0.9 and 0.1 < bit < 0.8
 
 
 def test_bytes_per_chunk_shrink_from_vector_to_halfvec_to_bit(runs: list[AnnRun]) -> None:

@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -240,6 +240,36 @@ def test_killed_and_rerun_ingests_equal_one_clean_ingest(pg_url: str, corpus: Co
     # Seed 9 kills during start-up, midway through adding and midway through replacing the older version.
     stored = _soak(pg_url, corpus, _plan(seed=9, runs=2, kills=(2, 2)))
     assert len(stored) == 4 and any(0 < n < DOCUMENTS for n in stored), stored
+
+
+def test_two_ingests_at_once_into_a_new_collection_equal_one_clean_ingest(pg_url: str, corpus: Corpus,
+                                                                         tmp_path: Path) -> None:
+    """Both finish (run 0), or one is SIGKILLed at a seeded moment and rerun (run 1); languages with two
+    chunks get their own index, so both processes create the same indexes at the end too."""
+    settings = tmp_path / "rosetta.toml"
+    settings.write_text(SETTINGS + "[retrieval]\nexact_scan_below = 2\n")
+    together = replace(corpus, settings=settings)
+    rng = random.Random(18)
+    _write(corpus.root, 1)
+    for run in range(2):
+        schema = f"together_{uuid.uuid4().hex[:10]}"
+        try:
+            first, second = _ingest(pg_url, schema, together), _ingest(pg_url, schema, together)
+            if run:
+                time.sleep(rng.uniform(1.0, 4.0))
+                second.send_signal(signal.SIGKILL)
+                second.communicate(timeout=30)
+                second = _ingest(pg_url, schema, together)
+            _complete(first)
+            _complete(second)
+            _check_rerun(pg_url, schema, corpus, [])
+            languages = _query(pg_url, "SELECT count(DISTINCT language) FROM {s}.chunks", schema)[0][0]
+            indexes = _query(pg_url, "SELECT count(*) FROM pg_indexes WHERE schemaname = '{s}' AND indexname "
+                             "LIKE 'chunks_dense_c%%\\_%%'", schema)[0][0]
+            assert (languages, indexes) == (5, 5)
+        finally:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.mark.slow

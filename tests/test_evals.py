@@ -65,7 +65,13 @@ _ids = st.lists(st.sampled_from([f"d{i}" for i in range(20)]), unique=True, max_
 @given(_ids, st.sets(st.sampled_from([f"d{i}" for i in range(20)]), min_size=1, max_size=5))
 def test_metrics_are_bounded_and_recall_grows_with_k(ranked: list[str], relevant: set[str]) -> None:
     s = score(ranked, relevant)
-    assert all(0.0 <= value <= 1.0 for value in s.values())
+    # Against a plain restatement of each definition (Scores itself refuses values outside [0, 1]).
+    found = [unit in relevant for unit in ranked]
+    first = next((rank for rank, hit in enumerate(found[:10], 1) if hit), None)
+    assert (s.recall1, s.recall5, s.recall10) == tuple(sum(found[:k]) / len(relevant) for k in (1, 5, 10))
+    assert s.mrr10 == (1 / first if first else 0.0)
+    ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(10, len(relevant)) + 1))
+    assert s.ndcg10 == pytest.approx(sum(1 / math.log2(r + 1) for r, hit in enumerate(found[:10], 1) if hit) / ideal)
     assert s.recall1 <= s.recall5 <= s.recall10
     assert (s.mrr10 > 0) == (s.recall10 > 0) == (s.ndcg10 > 0)
 

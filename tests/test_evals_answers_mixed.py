@@ -163,6 +163,8 @@ def test_cli_answers_on_mixed_pools_end_to_end(config: Config, tmp_path: Path) -
     lines = [json.loads(line) for line in (out / "cases.jsonl").read_text().splitlines()]
     assert len(lines) == 8 and all(line["doc_lang"] == language[line["seed"]][line["id"]] for line in lines)
     assert all(line["cross"] == (line["query_lang"] != line["doc_lang"]) for line in lines)
+    crossed = sum(bool(line["cross"]) for line in lines)
+    assert (result_mixed["mean"]["cross"]["n"], result_mixed["mean"]["same"]["n"]) == (crossed, len(lines) - crossed)
     for seed, entry in result_mixed["per_seed"].items():
         assert sum(p["n"] for p in entry["pairs"]) == 4
         assert {p["doc_lang"] for p in entry["pairs"]} <= set(language[int(seed)].values())

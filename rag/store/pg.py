@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from rag.centering import Centering
 from rag.config import RetrievalConfig
-from rag.errors import SchemaMismatch
+from rag.errors import SchemaMismatch, StoreError
 from rag.store.adapt import chunk_row, copy_sentences, dense_from_pg, errors, from_pg, to_pg
 from rag.store.neutral import centering_from_rows, interleaved, language_legs
 from rag.store.schema import (
@@ -64,6 +64,10 @@ _INSERT_COLLECTION = """
     VALUES (%(name)s, %(encoder)s, %(dim)s, %(sparse_dim)s)
     ON CONFLICT (name) DO NOTHING
 """
+# CREATE INDEX IF NOT EXISTS is no guard against a second session creating the same index at the same time
+# (it fails on pg_class's unique name): a collection's indexes are created under this lock, one session after
+# the other, and the second finds them there.
+_INDEX_LOCK = "SELECT pg_advisory_xact_lock(hashtext('rosetta-index'), %(collection)s)"
 _DOCUMENT_HASHES = "SELECT uri, content_hash FROM {schema}.documents WHERE collection_id = %(collection)s"
 _UPSERT_DOCUMENT = """
     INSERT INTO {schema}.documents
@@ -142,12 +146,17 @@ class PgStore:
             assert row is not None
             found = Collection(*row)
             if (found.encoder, found.dim, found.sparse_dim) == (encoder, dim, sparse_dim):
+                conn.execute(_INDEX_LOCK, {"collection": found.id})
                 create_collection_indexes(conn, self.schema, found.id, dim, sparse_dim)
-        if (found.encoder, found.dim, found.sparse_dim) != (encoder, dim, sparse_dim):
-            raise SchemaMismatch(
-                f"collection {name!r} was built with encoder {found.encoder} ({found.dim}-d); it cannot be "
-                f"opened with {encoder} ({dim}-d). Use --encoder to match it, or choose another --collection"
-            )
+        return built_by(found, encoder, dim, sparse_dim)
+
+    def open_collection(self, name: str) -> Collection:
+        """Return existing collection ``name``; StoreError naming the collections there are if it is missing."""
+        found = self.collection(name)
+        if found is None:
+            known = ", ".join(c.name for c in self.collections()) or "none yet"
+            raise StoreError(f"collection {name!r} does not exist (collections: {known}); "
+                             f"ingest into it first: rosetta ingest PATH --collection {name}")
         return found
 
     def document_hashes(self, collection: Collection) -> dict[str, str]:
@@ -233,7 +242,9 @@ class PgStore:
         """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return
         the languages indexed now. Building blocks writes to ``chunks`` for its duration."""
         counts = self.centering(collection).chunks.counts
-        with errors(f"indexing the languages of {collection.name!r}"), self.pool.connection() as conn:
+        with errors(f"indexing the languages of {collection.name!r}"), self.pool.connection() as conn, \
+                conn.transaction():
+            conn.execute(_INDEX_LOCK, {"collection": collection.id})
             existing = language_indexes(conn, self.schema, collection.id)
             wanted = [code for code, n in counts.items() if n >= min_chunks
                       and language_index_name(collection.id, code) not in existing]
@@ -319,3 +330,15 @@ class PgStore:
         rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": to_pg(e.sparse)} for h, e in encodings.items()]
         with errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
             cursor.executemany(self._sql(_CACHE_PUT), rows)
+
+
+def built_by(found: Collection, encoder: str, dim: int, sparse_dim: int) -> Collection:
+    """``found`` if ``encoder`` built it; SchemaMismatch naming both encoders and the fix otherwise. An
+    encoder of the same dimension is refused too: its vectors live in another space."""
+    if (found.encoder, found.dim, found.sparse_dim) != (encoder, dim, sparse_dim):
+        raise SchemaMismatch(
+            f"collection {found.name!r} was built with encoder {found.encoder} ({found.dim}-d); it cannot be "
+            f"opened with {encoder} ({dim}-d). Use --encoder {found.encoder} (ROSETTA_ENCODER, or the encoder "
+            "passed to Rosetta.open) to match it, or choose another --collection"
+        )
+    return found

@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from rag.errors import SchemaMismatch
+
 # Each entry is one migration; never edit a released one, append a new one.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -142,6 +144,22 @@ MIGRATIONS: tuple[str, ...] = (
         REFERENCING OLD TABLE AS removed NEW TABLE AS added
         FOR EACH STATEMENT EXECUTE FUNCTION {schema}.language_stats_change('sentence');
     """,
+    # 4: migration 2 filled ``terms`` from pgvector's text form, whose indices are 1-based, so the rows of a
+    # database upgraded through it hold every term id plus one (ingest writes the 0-based ids), and the
+    # lexical leg's document frequencies missed them. Rewrites only the rows that differ (found by
+    # tests/test_migrations.py, which upgrades a version-1 database with rows in it).
+    """
+    UPDATE {schema}.chunks c SET terms = fixed.terms
+    FROM (
+        SELECT collection_id, id, ARRAY(
+            SELECT split_part(pair, ':', 1)::integer - 1
+            FROM unnest(string_to_array(split_part(ltrim(sparse::text, '{{'), '}}', 1), ',')) AS pair
+            WHERE pair <> '' ORDER BY 1
+        ) AS terms
+        FROM {schema}.chunks WHERE sparse IS NOT NULL
+    ) AS fixed
+    WHERE c.collection_id = fixed.collection_id AND c.id = fixed.id AND c.terms IS DISTINCT FROM fixed.terms;
+    """,
 )
 
 COLLECTION_INDEXES = (
@@ -171,18 +189,26 @@ _APPLIED = "SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"
 _RECORD = "INSERT INTO {schema}.schema_migrations (version) VALUES (%(version)s)"
 
 
-def migrate(conn: psycopg.Connection[Any], schema: str) -> int:
-    """Apply pending migrations in one transaction; return the schema version now in place."""
+def migrate(conn: psycopg.Connection[Any], schema: str, upto: int | None = None) -> int:
+    """Apply pending migrations (up to version ``upto``, default all) in one transaction; return the schema
+    version now in place. A schema newer than this code is refused: its tables may not mean what we read."""
     ident = sql.Identifier(schema)
+    target = len(MIGRATIONS) if upto is None else upto
     with conn.transaction():
         conn.execute(_LOCK)
         conn.execute(sql.SQL(_CREATE_LEDGER).format(schema=ident))
         row = conn.execute(sql.SQL(_APPLIED).format(schema=ident)).fetchone()
         current = int(row[0]) if row else 0
-        for version, statement in enumerate(MIGRATIONS[current:], start=current + 1):
+        if current > len(MIGRATIONS):
+            raise SchemaMismatch(
+                f"schema {schema!r} is at version {current}, newer than this Rosetta understands (version "
+                f"{len(MIGRATIONS)}); upgrade Rosetta (pip install -U rosetta-rag), or use another schema or "
+                "database (ROSETTA_SCHEMA, --database-url, --data-dir)"
+            )
+        for version, statement in enumerate(MIGRATIONS[current:target], start=current + 1):
             conn.execute(sql.SQL(statement).format(schema=ident))
             conn.execute(sql.SQL(_RECORD).format(schema=ident), {"version": version})
-    return len(MIGRATIONS)
+    return max(current, target)
 
 
 def collection_index_names(collection_id: int) -> tuple[str, str]:

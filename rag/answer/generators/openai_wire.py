@@ -77,7 +77,7 @@ def completion_reply(completion: Any, model: str, seconds: float, server: Server
         raise GenerationError(unreadable(server, "no choices[0].message in the completion"))
     calls = tuple(tool_call(call.id or "", call.function.name or "", call.function.arguments or "")
                   for call in message.tool_calls or ())
-    return Reply(message.content or "", calls, usage=usage(completion.usage), model=completion.model or model,
+    return Reply(server.scrub(message.content or ""), calls, usage=usage(completion.usage), model=completion.model or model,
                  finish_reason=first.finish_reason or "stop", seconds=seconds)
 
 
@@ -129,5 +129,7 @@ class StreamedReply:
         if self.finish_reason is None:
             raise GenerationError(cut_stream(self.server))
         calls = tuple(tool_call(p.id, p.name, "".join(p.arguments)) for _, p in sorted(self.calls.items()))
-        return Reply("".join(self.texts), calls, usage=self.usage, model=self.model or model,
+        # A server (or a proxy) that echoes the key into the reply: the Answer kept, shown and exported holds
+        # "***" instead (the deltas already shown cannot be taken back; the final text replaces them).
+        return Reply(self.server.scrub("".join(self.texts)), calls, usage=self.usage, model=self.model or model,
                      finish_reason=self.finish_reason, seconds=seconds)
