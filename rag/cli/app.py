@@ -248,7 +248,8 @@ def serve(
     """HTTP API: OpenAI-compatible /v1/chat/completions, /v1/search, /v1/collections, /v1/ingest."""
     with _errors(ctx):
         config = _config(ctx, collection=collection)
-        _server("rag.serve.run").serve_http(config, host or config.serve.host, port or config.serve.port, _notice)
+        _server("rag.serve.run").serve_http(config, host or config.serve.host,
+                                            config.serve.port if port is None else port, _notice)
 
 
 @app.command()
@@ -262,7 +263,8 @@ def mcp(
     """MCP server for agents (Claude Desktop, Cursor): tools search, ask, list_collections."""
     with _errors(ctx):
         config = _config(ctx, collection=collection)
-        _server("rag.serve.mcp").serve_mcp(config, http, host or config.serve.host, port or config.serve.port)
+        _server("rag.serve.mcp").serve_mcp(config, http, host or config.serve.host,
+                                           config.serve.port if port is None else port)
 
 
 @bench.command("ingest")
