@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self, overload
 
-from rag.answer.conversation import AnswerParts, Session, answer_steps
+from rag.answer.conversation import AnswerParts, Session, answer_steps, require_question
 from rag.answer.dialogue import Generator
 from rag.answer.loop import drain, streamed
 from rag.answer.types import Answer
@@ -193,10 +193,16 @@ class Rosetta:
         rerank: bool = True,
         translate: bool = True,
     ) -> list[Hit]:
-        """The best hits for ``query`` in any language: dense + sparse legs fused by RRF, then reranked."""
+        """The best hits for ``query`` in any language: dense + sparse legs fused by RRF, then reranked.
+
+        Raises ValueError for an empty query or ``k`` below 1."""
+        if not query.strip():
+            raise ValueError("the query is empty; type what to search for, in any language")
+        if k is not None and k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
         retrieval = self.config.retrieval
-        return self.retriever(collection).search(query, k or retrieval.k, where, mode or retrieval.mode,
-                                                 rerank, translate)
+        return self.retriever(collection).search(query, retrieval.k if k is None else k, where,
+                                                 mode or retrieval.mode, rerank, translate)
 
     def generator(self, collection: str | None = None, kind: GeneratorKind | None = None) -> Generator:
         """The (cached) generator: the one given to open(), else ``kind`` or the configured one (``auto``
@@ -247,6 +253,7 @@ class Rosetta:
                      stream: bool = False, generator: GeneratorKind | None = None) -> Gen[str, None, Answer]:
         """The answer loop for one question, wired to the collection's parts: yields text deltas (when
         ``stream``) and returns the Answer. ``ask()`` and every Session turn run it."""
+        require_question(question)  # before the generator is chosen (and announced)
         name = check_collection_name(collection or self.config.collection)
         retriever = self.retriever(name)  # fails early, naming the fix, when the collection does not exist
         chosen = self.generator(name, generator)

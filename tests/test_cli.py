@@ -61,6 +61,21 @@ def test_rag_errors_are_one_red_line_with_exit_code_2(env: dict[str, str], demo_
     assert result.stderr.strip() == "error: unknown encoder 'gpt'; choose one of: auto, bge-m3, e5-small"
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["search", "  "], "error: the query is empty; type what to search for, in any language"),
+     (["search", "Luftfilter", "--k", "0"], "error: k must be at least 1, got 0"),
+     (["ask", " "], "error: the question is empty; type a question in any language")],
+)  # fmt: skip
+def test_bad_arguments_are_one_red_line_with_exit_code_2(env: dict[str, str], demo_copy: Path, argv: list[str],
+                                                          message: str) -> None:
+    runner = CliRunner()
+    runner.invoke(app, ["ingest", str(demo_copy / "de"), "--collection", "demo"], env=env)
+    result = runner.invoke(app, [*argv, "--collection", "demo"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == message
+
+
 def test_unreachable_database_names_the_url_without_its_password(env: dict[str, str]) -> None:
     env = {**env, "ROSETTA_DATABASE_URL": "postgresql://me:hunter2@127.0.0.1:9/none?connect_timeout=2"}
     result = CliRunner().invoke(app, ["status"], env=env)

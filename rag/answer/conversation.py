@@ -70,12 +70,17 @@ class AnswerParts:
     centering: Centering | None = None
 
 
-def answer_steps(parts: AnswerParts, question: str, language: str | None, where: Filter | None,
-                 history: Sequence[Answer], stream: bool) -> Gen[str, None, Answer]:
-    """The answer loop for one question (a follow-up is made standalone first), wired to ``parts``."""
+def require_question(question: str) -> None:
+    """Raise ValueError for an empty question or one holding text Postgres cannot store."""
     if not question.strip():
         raise ValueError("the question is empty; type a question in any language")
     check_text(question, "question")
+
+
+def answer_steps(parts: AnswerParts, question: str, language: str | None, where: Filter | None,
+                 history: Sequence[Answer], stream: bool) -> Gen[str, None, Answer]:
+    """The answer loop for one question (a follow-up is made standalone first), wired to ``parts``."""
+    require_question(question)
     g, generator = parts.settings, parts.generator
     target = answer_language(language, question, parts.detect)
     standalone, step = rewrite(generator, history, question, target)

@@ -79,10 +79,11 @@ def _notice(message: str) -> None:
 
 @contextmanager
 def _errors(ctx: typer.Context) -> Iterator[None]:
-    """A RagError becomes one red line and exit code 2 (a traceback with --debug)."""
+    """A RagError, or the ValueError the facade raises for a bad argument (an empty question, k < 1),
+    becomes one red line and exit code 2 (a traceback with --debug)."""
     try:
         yield
-    except RagError as exc:
+    except (RagError, ValueError) as exc:
         if ctx.obj.debug:
             _console(True).print_exception()
         _console(True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
