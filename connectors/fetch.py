@@ -152,11 +152,9 @@ class Fetcher:
     def _exchange(self, host: Host, url: str, name: str, headers: dict[str, str], limit: int,
                   truncate: bool = False) -> Reply:
         """GET ``url`` within the host's slots and pace, retrying 429/503; errors name ``name``."""
-        for attempt in range(self.politeness.retries + 1):
-            with host.slots:
-                self._pace(host)
-                reply = self._read(url, name, headers, limit, truncate)
-            if reply.status not in RETRY_STATUSES or attempt == self.politeness.retries:
+        for attempt in range(self.politeness.retries):
+            reply = self._attempt(host, url, name, headers, limit, truncate)
+            if reply.status not in RETRY_STATUSES:
                 return reply
             wait = retry_after(reply.headers.get("retry-after"), attempt)
             if wait > self.politeness.max_wait:
@@ -165,7 +163,13 @@ class Fetcher:
                     f"{self.politeness.max_wait:g}s; ingest it again later"
                 )
             time.sleep(wait)
-        raise AssertionError("unreachable: the last attempt returns")
+        return self._attempt(host, url, name, headers, limit, truncate)
+
+    def _attempt(self, host: Host, url: str, name: str, headers: dict[str, str], limit: int,
+                 truncate: bool) -> Reply:
+        with host.slots:
+            self._pace(host)
+            return self._read(url, name, headers, limit, truncate)
 
     def _pace(self, host: Host) -> None:
         # Crawl-delay spaces the requests to a host; slots alone would allow bursts.

@@ -149,7 +149,8 @@ def _html_headings(body: str, block: str, first_line: int, starts: Sequence[int]
         line = first_line + block.count("\n", 0, match.start())
         # The block's lines may be unindented (inside a list); find the tag on the original line.
         first = match.group(0).split("\n", 1)[0]
-        column = max(body.find(first, starts[line]), starts[line]) - starts[line]
+        end = starts[line + 1] if line + 1 < len(starts) else len(body)
+        column = max(body.find(first, starts[line], end), starts[line]) - starts[line]
         text = " ".join(html.unescape(TAG.sub(" ", match.group(2))).split())
         yield Heading(starts[line] + column, int(match.group(1)), *_heading_text(text))
 
