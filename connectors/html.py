@@ -48,7 +48,7 @@ def parse_html(data: bytes, uri: str, charset: str | None = None) -> Document:
     soup = BeautifulSoup(decoded.text, "lxml")
     root = soup.body if soup.body is not None else soup
     content = main_content(decoded.text)
-    blocks = extract_blocks(root, content.keeps) if content is not None else []
+    blocks = headed(extract_blocks(root, content.keeps)) if content is not None else []
     metadata = {**decoded.metadata(), "html_extraction": "main content" if blocks else "whole page"}
     blocks = blocks or extract_blocks(root)
     text, sections = join_blocks(blocks)
@@ -85,6 +85,27 @@ class MainContent:
         return bool(lines) and all(
             line in self.units or (len(line) >= MIN_FRAGMENT and line in self.joined) for line in lines
         )
+
+
+def headed(blocks: list[Block]) -> list[Block]:
+    """Return the blocks without headings that head no text (a sidebar's title over its dropped links).
+
+    trafilatura often drops headings (an FAQ's questions), so a heading stays when text follows it before
+    the next heading of its level or above, whatever trafilatura did with it.
+    """
+    kept: list[Block] = []
+    closest = 7  # the highest heading level between here and the nearest text below (7: none)
+    text_below = False
+    for block in reversed(blocks):
+        if block.level is None:
+            closest, text_below = 7, True
+        elif text_below and block.level < closest:
+            closest = block.level
+        else:
+            closest = min(closest, block.level)
+            continue  # heads nothing: its text was dropped, or a heading of its level came first
+        kept.append(block)
+    return kept[::-1]
 
 
 def main_content(markup: str) -> MainContent | None:
@@ -156,7 +177,7 @@ class Output:
 def _enter(node: Tag, out: Output) -> None:
     if node.name in HEADINGS:
         heading = _squash(node.get_text(" "))
-        if heading and out.keep(heading):
+        if heading:  # kept by what it heads (headed), not by its own text
             out.blocks.append(Block(heading, HEADINGS[node.name]))
         return
     table = header_table(node) if node.name == "table" else None

@@ -105,6 +105,19 @@ def test_help_page_keeps_the_article_and_drops_menus_sidebar_banner_and_related(
     })
 
 
+def test_headings_trafilatura_drops_stay_when_their_text_stays() -> None:
+    page = ("<html><body><nav>Start · Hilfe</nav><h1>Häufige Fragen</h1><h2>Wie laut ist der Speicher?</h2>"
+            "<p>Bei voller Ladeleistung erzeugen die Lüfter etwa 35 dB in einem Meter Abstand.</p>"
+            "<h2>Funktioniert er bei Stromausfall?</h2><p>Nur mit dem optionalen Umschalter HX-BK1, der in "
+            "weniger als zwanzig Millisekunden umschaltet.</p><h2>Verwandte Themen</h2></body></html>")
+    document = parse_html(page.encode(), "file:///d/faq.html")
+    assert [section.heading for section in document.sections] == [
+        ("Häufige Fragen",), ("Häufige Fragen", "Wie laut ist der Speicher?"), ("Häufige Fragen", "Funktioniert er bei Stromausfall?"),
+    ]
+    assert (document.text.startswith("Häufige Fragen\nWie laut"), document.metadata["html_extraction"]) == (
+        True, "main content")
+
+
 def test_a_page_without_main_content_falls_back_to_the_whole_page() -> None:
     page = "<html><body><nav>Menü</nav><aside><p>Randnotiz zum Filterwechsel im Winter.</p></aside></body></html>"
     document = parse_html(page.encode(), "file:///d/rand.html")
