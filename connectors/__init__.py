@@ -34,12 +34,12 @@ def files_connector(
 
 
 def web_connector(
-    urls: Sequence[str], timeout: float = 20.0, max_bytes: int = DEFAULT_MAX_BYTES
+    urls: Sequence[str], timeout: float = 20.0, max_bytes: int = DEFAULT_MAX_BYTES, cache_dir: Path | None = None
 ) -> Connector:
-    """Return a UrlConnector over http(s) URLs and sitemaps."""
+    """Return a UrlConnector over http(s) URLs and sitemaps; ``cache_dir`` keeps pages for conditional GETs."""
     from connectors.web import UrlConnector
 
-    return UrlConnector(urls, timeout, max_bytes)
+    return UrlConnector(urls, timeout, max_bytes, cache_dir=cache_dir)
 
 
 def llamaindex_connector(source: object) -> Connector:
@@ -57,9 +57,12 @@ CONNECTORS: dict[str, Callable[..., Connector]] = {
 
 
 def connector_for(target: str, glob: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Connector:
-    """Return the web connector for an http(s):// target, else the file connector for a path."""
+    """Return the web connector for an http(s):// target (pages cached in the user's cache folder, so an
+    unchanged page is not downloaded again), else the file connector for a path."""
     if target.startswith(("http://", "https://")):
-        return web_connector([target], max_bytes=max_bytes)
+        from connectors.webcache import default_cache_dir
+
+        return web_connector([target], max_bytes=max_bytes, cache_dir=default_cache_dir())
     path = Path(target).expanduser()
     if not path.exists():
         raise ConnectorError(

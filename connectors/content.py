@@ -6,6 +6,7 @@ import codecs
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from connectors.charset import Decoded, detect
 from rag.errors import ConnectorError
 
 # The size limit of one source, unless the caller gives another (IngestConfig.max_bytes).
@@ -53,19 +54,27 @@ def require_text(text: str, uri: str) -> None:
         raise ConnectorError(f"{uri}: no text (only whitespace); add content or remove it")
 
 
-def decode(data: bytes, uri: str, charset: str | None = None) -> str:
-    """Decode text bytes: a BOM first, then ``charset``, else UTF-8; reject binary and undecodable data."""
+def decode(data: bytes, uri: str, charset: str | None = None) -> Decoded:
+    """Decode text bytes: a BOM first, then ``charset``, then UTF-8, then a confident detection.
+
+    Binary data, an undecodable declared charset and an unsure detection raise ConnectorError.
+    """
     require_content(data, uri)
     for bom, encoding in BOMS:
         if data.startswith(bom):
-            return require_no_nul(_decode_as(data[len(bom) :], uri, encoding), uri, encoding)
+            return Decoded(require_no_nul(_decode_as(data[len(bom) :], uri, encoding), uri, encoding), encoding, "bom")
     nul = data.find(b"\x00")
     if nul >= 0:
         raise ConnectorError(
             f"{uri}: binary content (NUL byte at offset {nul}), looks like {describe(data)}; "
             "this is not a text file, so check its extension"
         )
-    return _decode_as(data, uri, charset or "utf-8")
+    if charset:
+        return Decoded(_decode_as(data, uri, charset), charset.lower(), "declared")
+    try:
+        return Decoded(data.decode("utf-8"), "utf-8", "utf-8")
+    except UnicodeDecodeError as exc:
+        return detect(data, uri, exc)
 
 
 def require_no_nul(text: str, uri: str, source: str) -> str:

@@ -1,4 +1,8 @@
-"""Word (.docx) through python-docx: paragraphs and tables in order, sectioned by Title/Heading N styles."""
+"""Word (.docx) through python-docx: paragraphs and tables in order, sectioned by Title/Heading N styles.
+
+A table whose first row is its header (Word's "Header Row" option, or a repeated header row) becomes one
+line per row with each cell after its header (``tables.table_lines``); other tables one line per row.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +17,24 @@ from contextlib import contextmanager
 from docx.document import Document as WordDocument
 from docx.opc.constants import CONTENT_TYPE
 from docx.opc.exceptions import PackageNotFoundError
+from docx.oxml.ns import qn
 from docx.package import Package
 from docx.parts.document import DocumentPart
-from docx.table import Table
+from docx.table import Table, _Row
 from docx.text.paragraph import Paragraph
 from lxml import etree
 
 from connectors.content import DEFAULT_MAX_BYTES, describe, require_content, require_text, title_from_uri
 from connectors.outline import Block, join_blocks
+from connectors.tables import table_lines
 from rag.errors import ConnectorError
 from rag.types import Document
 
 # A DOCX is a zip; its parts may unpack to this many times the size limit before we call it a zip bomb.
 UNZIP_FACTOR = 10
 DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# tblLook's legacy hex value: bit 0x0020 is "apply the header-row formatting" (ECMA-376 17.4.56).
+FIRST_ROW_LOOK = 0x0020
 # Word stores built-in style names in English ("heading 1") whatever the UI language; python-docx title-cases them.
 HEADING_STYLE = re.compile(r"Heading ([1-9])\Z")
 
@@ -128,17 +136,40 @@ def heading_level(paragraph: Paragraph) -> int | None:
 
 
 def table_rows(table: Table) -> Iterator[str]:
-    """Yield each non-empty row as its cells' text joined by `` | `` (merged cells once)."""
-    for row in table.rows:
-        cells: list[str] = []
-        seen: set[object] = set()
-        for cell in row.cells:
-            # A merged cell is returned once per grid column it spans; its XML element is the identity.
-            if cell._tc not in seen:
-                seen.add(cell._tc)
-                cells.append(" ".join(cell.text.split()))
-        if any(cells):
-            yield " | ".join(cells)
+    """Yield the table's lines: with a header row, ``header: value`` cells (tables.table_lines), else
+    each non-empty row's cells joined by `` | ``."""
+    rows = [row_cells(row) for row in table.rows]
+    if len(rows) > 1 and has_header_row(table):
+        yield from table_lines(rows[0], rows[1:])
+    else:
+        yield from (" | ".join(cells) for cells in rows if any(cells))
+
+
+def row_cells(row: _Row) -> list[str]:
+    """Return the text of each cell of a row, a merged cell once."""
+    cells: list[str] = []
+    seen: set[object] = set()
+    for cell in row.cells:
+        # A merged cell is returned once per grid column it spans; its XML element is the identity.
+        if cell._tc not in seen:
+            seen.add(cell._tc)
+            cells.append(" ".join(cell.text.split()))
+    return cells
+
+
+def has_header_row(table: Table) -> bool:
+    """True if the first row repeats as a header, or the table look turns the header row on."""
+    first = table._tbl.tr_lst[0]
+    if first.trPr is not None and first.trPr.find(qn("w:tblHeader")) is not None:
+        return True
+    look = table._tbl.tblPr.find(qn("w:tblLook"))
+    if look is None:
+        return False
+    flag = look.get(qn("w:firstRow"))
+    if flag is not None:
+        return flag in ("1", "true", "on")
+    value = look.get(qn("w:val"), "0")
+    return all(c in "0123456789abcdefABCDEF" for c in value) and bool(int(value or "0", 16) & FIRST_ROW_LOOK)
 
 
 @contextmanager

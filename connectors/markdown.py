@@ -1,13 +1,20 @@
-"""Markdown (.md): YAML front matter into metadata, ATX headings into sections, Hugo ``{#anchors}`` kept."""
+"""Markdown (.md): YAML front matter into metadata, headings into sections, Hugo ``{#anchors}`` kept.
+
+Headings are found by markdown-it-py's CommonMark block parser: ATX (``## T``) and setext (``T`` over
+``===``) headings, and ``<h1>``..``<h6>`` inside HTML blocks; code blocks are skipped. The text is kept verbatim.
+"""
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import yaml
+from markdown_it import MarkdownIt
 
 from connectors.content import decode, require_no_nul, require_text, title_from_uri
 from connectors.jsonable import jsonable
@@ -16,8 +23,10 @@ from rag.errors import ConnectorError
 from rag.types import Document, JsonValue
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
-ATX_HEADING = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*\r?\n?\Z", re.DOTALL)
-FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
+# markdown-it reads \r\n and a lone \r as line breaks too; line numbers are counted the same way here.
+LINE_BREAK = re.compile(r"\r\n?|\n")
+HTML_HEADING = re.compile(r"<h([1-6])\b[^>]*>(.*?)</h\1\s*>", re.IGNORECASE | re.DOTALL)
+TAG = re.compile(r"<[^>]*>")
 # Hugo/Pandoc heading attributes: `## Title {#id}` or `{#id .class}`.
 ANCHOR = re.compile(r"[ \t]*\{#([^}\s]+)[^}]*\}\Z")
 CLOSING_HASHES = re.compile(r"(?:\A|[ \t]+)#+\Z")
@@ -28,8 +37,8 @@ MAX_FRONT_MATTER_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
-class AtxHeading:
-    """A ``#`` heading line: where it starts in the body, its level, text and Hugo anchor ("" if none)."""
+class Heading:
+    """A heading: where it starts in the body, its level, text and Hugo anchor ("" if none)."""
 
     start: int
     level: int
@@ -38,12 +47,12 @@ class AtxHeading:
 
 
 def parse_markdown(data: bytes, uri: str, charset: str | None = None) -> Document:
-    """Return a Document of the body after any front matter, sectioned by its ATX headings."""
-    source = decode(data, uri, charset)
-    front_matter, body = split_front_matter(source, uri)
+    """Return a Document of the body after any front matter, sectioned by its headings."""
+    decoded = decode(data, uri, charset)
+    front_matter, body = split_front_matter(decoded.text, uri)
     require_text(body, uri)
     headings = list(find_headings(body))
-    metadata: dict[str, JsonValue] = {}
+    metadata = decoded.metadata()
     if front_matter:
         metadata["front_matter"] = front_matter
     anchors: list[JsonValue] = [[h.anchor, h.start] for h in headings if h.anchor]
@@ -115,24 +124,35 @@ def _too_deep(uri: str) -> str:
             "flatten it or remove the --- block")
 
 
-def find_headings(body: str) -> Iterator[AtxHeading]:
-    """Yield the ATX headings of ``body`` that are outside fenced code blocks."""
-    fence = ""
-    for line in re.finditer(r"[^\n]*\n?", body):
-        if not line.group():
+def find_headings(body: str) -> Iterator[Heading]:
+    """Yield the headings of ``body`` in order: ATX, setext, and h1..h6 in HTML blocks; none in code."""
+    starts = [0] + [match.end() for match in LINE_BREAK.finditer(body)]
+    tokens = _block_parser().parse(body)
+    for index, token in enumerate(tokens):
+        if token.map is None:
             continue
-        opened = FENCE.match(line.group())
-        if fence:
-            if opened and opened.group(1).startswith(fence) and not line.group()[opened.end() :].strip():
-                fence = ""
-            continue
-        if opened:
-            fence = opened.group(1)
-            continue
-        heading = ATX_HEADING.match(line.group())
-        if heading:
-            text, anchor = _heading_text(heading.group(2) or "")
-            yield AtxHeading(line.start(), len(heading.group(1)), text, anchor)
+        if token.type == "heading_open":
+            text, anchor = _heading_text(" ".join(tokens[index + 1].content.split()))
+            yield Heading(starts[token.map[0]], int(token.tag[1]), text, anchor)
+        elif token.type == "html_block":
+            yield from _html_headings(body, token.content, token.map[0], starts)
+
+
+@cache
+def _block_parser() -> MarkdownIt:
+    # Inline parsing is off: only block structure is needed, and a heading's raw text is its inline content.
+    return MarkdownIt("commonmark").disable(["inline", "text_join"])
+
+
+def _html_headings(body: str, block: str, first_line: int, starts: Sequence[int]) -> Iterator[Heading]:
+    for match in HTML_HEADING.finditer(block):
+        line = first_line + block.count("\n", 0, match.start())
+        # The block's lines may be unindented (inside a list); find the tag on the original line.
+        first = match.group(0).split("\n", 1)[0]
+        end = starts[line + 1] if line + 1 < len(starts) else len(body)
+        column = max(body.find(first, starts[line], end), starts[line]) - starts[line]
+        text = " ".join(html.unescape(TAG.sub(" ", match.group(2))).split())
+        yield Heading(starts[line] + column, int(match.group(1)), *_heading_text(text))
 
 
 def _heading_text(raw: str) -> tuple[str, str]:
@@ -144,7 +164,7 @@ def _heading_text(raw: str) -> tuple[str, str]:
     return raw.strip(), anchor.group(1) if anchor else ""
 
 
-def _marks(headings: Sequence[AtxHeading]) -> list[Mark]:
+def _marks(headings: Sequence[Heading]) -> list[Mark]:
     marks = []
     stack: HeadingStack = ()
     for heading in headings:
@@ -153,7 +173,7 @@ def _marks(headings: Sequence[AtxHeading]) -> list[Mark]:
     return marks
 
 
-def _title(front_matter: dict[str, JsonValue], headings: Sequence[AtxHeading]) -> str:
+def _title(front_matter: dict[str, JsonValue], headings: Sequence[Heading]) -> str:
     title = front_matter.get("title")
     if isinstance(title, str) and title.strip():
         return title.strip()

@@ -7,7 +7,8 @@ from rag.types import Document
 
 
 def parse_text(data: bytes, uri: str, charset: str | None = None) -> Document:
-    """Return a Document of UTF-8 (or ``charset``) text; raise ConnectorError for empty or binary data."""
-    text = decode(data, uri, charset)
-    require_text(text, uri)
-    return Document(uri=uri, text=text, title=title_from_uri(uri), content_type="text/plain")
+    """Return a Document of the decoded text (its encoding in metadata); raise ConnectorError for empty or binary data."""
+    decoded = decode(data, uri, charset)
+    require_text(decoded.text, uri)
+    return Document(uri=uri, text=decoded.text, title=title_from_uri(uri), metadata=decoded.metadata(),
+                    content_type="text/plain")

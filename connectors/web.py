@@ -1,82 +1,96 @@
-"""Web pages over HTTP(S): fetched with httpx, sitemaps expanded, parsed by Content-Type."""
+"""Web pages over HTTP(S): fetched politely (connectors.fetch), sitemaps expanded, parsed by Content-Type."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from pathlib import PurePosixPath
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-import httpx
-
 from connectors.content import DEFAULT_MAX_BYTES
+from connectors.fetch import USER_AGENT, Fetched, Fetcher, Politeness
 from connectors.formats import EXTENSIONS, MEDIA_TYPES, parser_for
 from connectors.sitemap import parse_sitemap
+from connectors.webcache import PageCache
 from rag.errors import ConnectorError
 from rag.types import Document
 
-USER_AGENT = "rosetta-rag/0.1"
+__all__ = ["DEFAULT_MAX_PAGES", "USER_AGENT", "UrlConnector"]
+
 # A sitemap, its child index and a grandchild: deeper chains are a misconfiguration or a loop.
 MAX_SITEMAP_DEPTH = 3
+# The crawl limit: pages one connector lists from its URLs and sitemaps, unless told otherwise.
+DEFAULT_MAX_PAGES = 10_000
 # Servers that do not know the type; the URL's extension is then the best evidence.
 UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """A successful response body and what the server said about it."""
-
-    data: bytes
-    media_type: str
-    charset: str | None
-    final_url: str
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
 class UrlConnector:
-    """Loads web pages (HTML, PDF, Markdown, text); a URL whose path ends in ``.xml`` may be a sitemap.
+    """Loads web pages (HTML, PDF, Markdown, text); a URL ending in ``.xml`` or ``.xml.gz`` may be a sitemap.
 
-    A Document's ``uri`` is the requested URL (a stable identity); ``metadata["final_url"]`` is where
-    redirects ended.
+    One HTTP client serves every request (HTTP/2 where offered), at most ``per_host`` at once per host;
+    robots.txt is obeyed, 429/503 are retried after their Retry-After, and with a ``cache_dir`` a page
+    whose ETag/Last-Modified still holds is not downloaded again. A Document's ``uri`` is the requested
+    URL (a stable identity); ``metadata["final_url"]`` is where redirects ended.
     """
 
     urls: Sequence[str]
     timeout: float = 20.0
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_pages: int = DEFAULT_MAX_PAGES
+    per_host: int = 2
+    cache_dir: Path | None = None
+    retries: int = 3
+    max_wait: float = 60.0
+    fetcher: Fetcher = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "urls", tuple(self.urls))
         for url in self.urls:
             if urlsplit(url).scheme not in ("http", "https"):
                 raise ValueError(f"UrlConnector takes http(s):// URLs, got {url!r}")
-        if self.max_bytes < 1 or self.timeout <= 0:
+        if self.max_bytes < 1 or self.timeout <= 0 or self.max_pages < 1:
             raise ValueError(
-                f"max_bytes and timeout must be positive, got {self.max_bytes} and {self.timeout}"
+                f"max_bytes, timeout and max_pages must be positive, got {self.max_bytes}, {self.timeout} "
+                f"and {self.max_pages}"
             )
+        politeness = Politeness(self.timeout, self.max_bytes, self.per_host, self.retries, self.max_wait)
+        cache = PageCache(self.cache_dir) if self.cache_dir is not None else None
+        object.__setattr__(self, "fetcher", Fetcher.open(politeness, cache))
 
     def sources(self) -> Iterator[str]:
-        """Yield each URL, with sitemaps replaced by the pages they list (in order, without repeats)."""
+        """Yield each URL, with sitemaps replaced by the pages they list (in order, without repeats).
+
+        Past ``max_pages`` pages, raises ConnectorError after yielding the first ``max_pages``.
+        """
         seen: set[str] = set()
-        with _client(self.timeout) as client:
-            for url in self.urls:
-                found = self._expand(client, url, 1) if _may_be_sitemap(url) else iter((url,))
-                for page in found:
-                    if page not in seen:
-                        seen.add(page)
-                        yield page
+        for url in self.urls:
+            found = self._expand(url, 1) if _may_be_sitemap(url) else iter((url,))
+            for page in found:
+                if page in seen:
+                    continue
+                if len(seen) == self.max_pages:
+                    raise ConnectorError(
+                        f"{url}: lists more than {self.max_pages} pages; the first {self.max_pages} are loaded "
+                        "and nothing is pruned; raise the crawl limit with UrlConnector(max_pages=...)"
+                    )
+                seen.add(page)
+                yield page
 
     def load(self, uri: str) -> list[Document]:
-        """Fetch one URL and parse it by its Content-Type; raise ConnectorError naming the URL and status."""
-        with _client(self.timeout) as client:
-            fetched = fetch(client, uri, self.max_bytes, self.timeout)
+        """Fetch one URL and parse it by its Content-Type; raise ConnectorError naming the URL and the reason."""
+        fetched = self.fetcher.get(uri)
         parse = parser_for(_kind(uri, fetched), max_bytes=self.max_bytes, charset=fetched.charset)
         document = parse(fetched.data, uri)
         return [replace(document, metadata={**document.metadata, "final_url": fetched.final_url})]
 
-    def _expand(self, client: httpx.Client, url: str, depth: int) -> Iterator[str]:
-        fetched = fetch(client, url, self.max_bytes, self.timeout)
-        sitemap = parse_sitemap(fetched.data)
+    def _expand(self, url: str, depth: int) -> Iterator[str]:
+        fetched = self.fetcher.get(url, conditional=False)  # a sitemap is small and must be current
+        data = gunzip(fetched.data, url, self.max_bytes) if fetched.data.startswith(GZIP_MAGIC) else fetched.data
+        sitemap = parse_sitemap(data)
         if sitemap is None:
             if "sitemap" in PurePosixPath(urlsplit(url).path).name.lower() or depth > 1:
                 raise ConnectorError(f"{url}: not a sitemap (no <urlset> or <sitemapindex>); check the URL")
@@ -89,30 +103,22 @@ class UrlConnector:
                     f"{child}: sitemap indexes nest deeper than {MAX_SITEMAP_DEPTH} levels; "
                     "pass a nested sitemap's URL directly"
                 )
-            yield from self._expand(client, child, depth + 1)
+            yield from self._expand(child, depth + 1)
 
 
-def fetch(client: httpx.Client, url: str, max_bytes: int, timeout: float) -> Fetched:
-    """GET ``url`` (following redirects) and return its body of at most ``max_bytes``."""
-    with _http_errors(url, timeout), client.stream("GET", url) as response:
-        if response.status_code >= 400:
-            raise ConnectorError(
-                f"{url}: HTTP {response.status_code} {response.reason_phrase}; {_advice(response.status_code)}"
-            )
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit():
-            _check_size(int(declared), url, max_bytes)
-        body = bytearray()
-        for chunk in response.iter_bytes():
-            body.extend(chunk)
-            _check_size(len(body), url, max_bytes)
-        content_type = response.headers.get("content-type", "")
-        return Fetched(
-            data=bytes(body),
-            media_type=content_type.split(";")[0].strip().lower(),
-            charset=response.charset_encoding,
-            final_url=str(response.url),
+def gunzip(data: bytes, url: str, max_bytes: int) -> bytes:
+    """Return a gzip body unpacked, at most ``max_bytes`` of it; raise ConnectorError if it is corrupt or larger."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        unpacked = inflater.decompress(data, max_bytes + 1)  # inflates no further than the limit (a gzip bomb)
+    except zlib.error as exc:
+        raise ConnectorError(f"{url}: corrupt gzip data ({exc}); check the sitemap on the server") from exc
+    if len(unpacked) > max_bytes:
+        raise ConnectorError(
+            f"{url}: unpacks to over the limit of {max_bytes} bytes; raise it with --max-bytes "
+            "(UrlConnector(max_bytes=...))"
         )
+    return unpacked
 
 
 def gone(url: str, timeout: float) -> bool:
@@ -137,45 +143,4 @@ def _kind(url: str, fetched: Fetched) -> str:
 
 
 def _may_be_sitemap(url: str) -> bool:
-    return urlsplit(url).path.lower().endswith(".xml")
-
-
-def _check_size(size: int, url: str, max_bytes: int) -> None:
-    if size > max_bytes:
-        raise ConnectorError(
-            f"{url}: response is over the limit of {max_bytes} bytes; raise it with --max-bytes "
-            "(UrlConnector(max_bytes=...))"
-        )
-
-
-def _advice(status: int) -> str:
-    if status in (401, 403):
-        return "the server refused access; download the document yourself and ingest the file"
-    if status == 429:
-        return "rate limited; wait and retry"
-    if status >= 500:
-        return "the server failed; retry later"
-    return "check the URL"
-
-
-@contextmanager
-def _client(timeout: float) -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}) as client:
-        yield client
-
-
-@contextmanager
-def _http_errors(url: str, timeout: float) -> Iterator[None]:
-    """Map httpx's errors to ConnectorError naming the URL and the fix."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise ConnectorError(f"{url}: timed out after {timeout:g}s; retry, or raise the timeout") from exc
-    except httpx.ConnectError as exc:
-        raise ConnectorError(f"{url}: cannot connect ({exc}); check the host name and your network") from exc
-    except httpx.TooManyRedirects as exc:
-        raise ConnectorError(
-            f"{url}: too many redirects; open it in a browser to find the final URL"
-        ) from exc
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise ConnectorError(f"{url}: request failed ({exc}); check the URL, or retry") from exc
+    return urlsplit(url).path.lower().endswith((".xml", ".xml.gz"))

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from connectors.markdown import AtxHeading, find_headings, parse_markdown
+from connectors.markdown import Heading, find_headings, parse_markdown
 from evals.datasets import Dataset, Query, Relevance, Span
 from rag.errors import ConnectorError
 from rag.types import Document, JsonValue
@@ -41,7 +41,7 @@ class Anchored:
     explicit: bool
 
 
-def _ranges(headings: Sequence[AtxHeading], length: int) -> Iterator[tuple[AtxHeading, int]]:
+def _ranges(headings: Sequence[Heading], length: int) -> Iterator[tuple[Heading, int]]:
     for i, heading in enumerate(headings):
         after = (h.start for h in headings[i + 1 :] if h.level <= heading.level)
         yield heading, next(after, length)

@@ -18,19 +18,31 @@ PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x0
 
 
 def pdf_bytes(
-    pages: Sequence[tuple[str, Sequence[str]]], *, title: str | None = None, encrypt: str | None = None
+    pages: Sequence[tuple[str, Sequence[str]]],
+    *,
+    title: str | None = None,
+    encrypt: str | None = None,
+    outline: Sequence[tuple[int, str, int]] = (),
 ) -> bytes:
-    """Return a PDF with one page per ``(font, lines)`` entry; the Japanese CID font is registered on demand."""
+    """Return a PDF with one page per ``(font, lines)`` entry; the Japanese CID font is registered on demand.
+
+    ``outline`` holds bookmarks as ``(level, title, page index)``, level 0 at the top, in document order.
+    """
     pdfmetrics.registerFont(UnicodeCIDFont(JAPANESE_FONT))
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, encrypt=encrypt, invariant=True)
     if title is not None:
         pdf.setTitle(title)
-    for font, lines in pages:
+    for index, (font, lines) in enumerate(pages):
+        for number, (_, _, page) in enumerate(outline):
+            if page == index:
+                pdf.bookmarkPage(f"entry-{number}")  # reportlab keys outline entries by destination
         pdf.setFont(font, 12)
         for number, line in enumerate(lines):
             pdf.drawString(72, 720 - 18 * number, line)
         pdf.showPage()
+    for number, (level, text, _) in enumerate(outline):
+        pdf.addOutlineEntry(text, f"entry-{number}", level=level)
     pdf.save()
     return buffer.getvalue()
 

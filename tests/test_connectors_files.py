@@ -119,7 +119,8 @@ def test_every_supported_format_loads_with_tiling_sections(tree: Path) -> None:
 def test_a_single_file_root(tree: Path) -> None:
     connector = FileConnector(tree / "b.txt", glob="*.md")  # the glob only filters walks
     (uri,) = connector.sources()
-    assert connector.load(uri) == [Document(uri=uri, text="Nur Text, ganz schlicht.\n", title="b")]
+    assert connector.load(uri) == [Document(uri=uri, text="Nur Text, ganz schlicht.\n", title="b",
+                                            metadata={"encoding": "utf-8", "encoding_source": "utf-8"})]
 
 
 def test_a_relative_root(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +212,8 @@ def test_broken_symlink(tmp_path: Path) -> None:
         (
             "alt.txt",
             "Größe".encode("cp1252"),
-            "not valid utf-8 at byte 2; convert it with `iconv -f <encoding> -t utf-8` (e.g. -f latin1 or -f shift_jis)",
+            ("not valid utf-8 at byte 2, and 2 non-ASCII bytes are too few to detect its encoding; "
+            "convert it with `iconv -f <encoding> -t utf-8`, or declare its charset"),
         ),
         (
             "geheim.pdf",

@@ -101,6 +101,8 @@ def test_markdown_front_matter_headings_and_anchors() -> None:
     assert document.title == "Betriebshandbuch"
     assert document.content_type == "text/markdown"
     assert document.metadata == {
+        "encoding": "utf-8",
+        "encoding_source": "utf-8",
         "front_matter": {
             "title": "Betriebshandbuch",
             "date": "2024-03-01",
@@ -135,7 +137,7 @@ def test_markdown_without_front_matter_keeps_everything_and_handles_crlf() -> No
     document = parse_markdown(source.encode(), "file:///d/a.md")
     assert document.text == source
     assert document.sections == (Section(0, 7, None, ()), Section(7, len(source), None, ("Kopf",)))
-    assert document.metadata == {"anchors": [["kopf", 7]]}
+    assert document.metadata == {"encoding": "utf-8", "encoding_source": "utf-8", "anchors": [["kopf", 7]]}
 
 
 @pytest.mark.parametrize(
@@ -166,7 +168,7 @@ def test_html_visible_text_headings_lang_and_title() -> None:
 
     assert document.text == (
         "インストール\nまず パッケージ を入れます。\nDocker\nEin Container\nAbsatz\nRest\n"
-        "docker run \\\n  rosetta\nCompose\neins\nzwei\ndrei\n設定\nName | Wert\nport | 8080"
+        "docker run \\\n  rosetta\nCompose\neins\nzwei\ndrei\n設定\nName | Wert\nName: port | Wert: 8080"
     )
     at = document.text.index
     assert document.sections == (
@@ -176,14 +178,18 @@ def test_html_visible_text_headings_lang_and_title() -> None:
         Section(at("設定"), len(document.text), None, ("インストール", "設定")),
     )
     assert document.title == "設定ガイド"
-    assert document.metadata == {"html_lang": "ja"}
+    assert document.metadata == {
+        "encoding": "utf-8", "encoding_source": "declared", "html_extraction": "main content", "html_lang": "ja"
+    }
     assert document.content_type == "text/html"
 
 
 def test_html_keeps_header_inside_article_and_falls_back_to_h1_title() -> None:
     page = "<html><body><article><header><h1>Titel</h1></header><p>Text</p></article></body></html>"
     document = parse_html(page.encode(), "file:///d/a.html")
-    assert (document.text, document.title, document.metadata) == ("Titel\nText", "Titel", {})
+    assert (document.text, document.title, document.metadata) == (
+        "Titel\nText", "Titel", {"encoding": "utf-8", "encoding_source": "utf-8", "html_extraction": "main content"}
+    )
 
 
 @pytest.mark.parametrize(
@@ -209,8 +215,8 @@ def test_html_without_declaration_must_be_utf8() -> None:
     with pytest.raises(ConnectorError) as caught:
         parse_html("<p>Größe</p>".encode("latin-1"), "file:///d/a.html")
     assert str(caught.value) == (
-        "file:///d/a.html: not valid utf-8 at byte 5; convert it with `iconv -f <encoding> -t utf-8` "
-        "(e.g. -f latin1 or -f shift_jis)"
+        "file:///d/a.html: not valid utf-8 at byte 5, and 2 non-ASCII bytes are too few to detect its encoding; "
+        "convert it with `iconv -f <encoding> -t utf-8`, or declare its charset"
     )
 
 
@@ -222,7 +228,8 @@ def test_html_with_only_chrome_has_no_text() -> None:
 def test_text_strips_bom_and_uses_the_stem_as_title() -> None:
     document = parse_text("\ufeffZeile eins\n二行目\n".encode(), "file:///d/Notiz%20eins.txt")
     assert document == Document(
-        uri="file:///d/Notiz%20eins.txt", text="Zeile eins\n二行目\n", title="Notiz eins"
+        uri="file:///d/Notiz%20eins.txt", text="Zeile eins\n二行目\n", title="Notiz eins",
+        metadata={"encoding": "utf-8", "encoding_source": "bom"},
     )
 
 
@@ -247,7 +254,8 @@ def test_text_strips_bom_and_uses_the_stem_as_title() -> None:
         ),
         (
             "Größe".encode("latin-1"),
-            "not valid utf-8 at byte 2; convert it with `iconv -f <encoding> -t utf-8` (e.g. -f latin1 or -f shift_jis)",
+            ("not valid utf-8 at byte 2, and 2 non-ASCII bytes are too few to detect its encoding; "
+            "convert it with `iconv -f <encoding> -t utf-8`, or declare its charset"),
         ),
     ],
 )
@@ -352,7 +360,7 @@ def test_docx_headings_paragraphs_and_table() -> None:
     document = parse_docx(data, "file:///d/handbuch.docx")
 
     assert document.text == (
-        "Handbuch\nVorwort.\nEinleitung\nText eins.\nDetails\n詳細な説明。\nAnhang\nName | Wert\nDruck | 2 bar"
+        "Handbuch\nVorwort.\nEinleitung\nText eins.\nDetails\n詳細な説明。\nAnhang\nName | Wert\nName: Druck | Wert: 2 bar"
     )
     at = document.text.index
     assert document.sections == (
@@ -361,7 +369,7 @@ def test_docx_headings_paragraphs_and_table() -> None:
         Section(at("Details"), at("Anhang"), None, ("Handbuch", "Einleitung", "Details")),
         Section(at("Anhang"), len(document.text), None, ("Handbuch", "Anhang")),
     )
-    assert _text(document, document.sections[3]) == "Anhang\nName | Wert\nDruck | 2 bar"
+    assert _text(document, document.sections[3]) == "Anhang\nName | Wert\nName: Druck | Wert: 2 bar"
     assert document.title == "Handbuch"
 
 

@@ -12,6 +12,7 @@ from connectors import CONNECTORS, DEFAULT_MAX_BYTES, connector_for
 from connectors.files import FileConnector
 from connectors.llamaindex_reader import LlamaIndexConnector
 from connectors.web import UrlConnector
+from connectors.webcache import default_cache_dir
 from rag.errors import ConnectorError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ def test_the_registry_builds_each_connector(tmp_path: Path) -> None:
 
 def test_connector_for_picks_by_target(tmp_path: Path) -> None:
     assert connector_for("https://example.org/sitemap.xml", max_bytes=5) == UrlConnector(
-        ["https://example.org/sitemap.xml"], max_bytes=5
+        ["https://example.org/sitemap.xml"], max_bytes=5, cache_dir=default_cache_dir()
     )
     assert connector_for(str(tmp_path), glob="*.md") == FileConnector(tmp_path, "*.md", DEFAULT_MAX_BYTES)
 
@@ -40,7 +41,8 @@ def test_connector_for_a_missing_path() -> None:
 
 
 def test_importing_connectors_loads_no_parser_or_client_library() -> None:
-    heavy = ["bs4", "docx", "httpx", "llama_index", "lxml", "pypdfium2", "yaml"]
+    heavy = ["bs4", "charset_normalizer", "docx", "httpx", "llama_index", "lxml", "markdown_it", "pypdfium2",
+             "trafilatura", "yaml"]
     code = (
         "import sys, connectors, connectors.files, connectors.llamaindex_reader; "
         f"print([m for m in {heavy!r} if m in sys.modules])"

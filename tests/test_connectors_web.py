@@ -153,7 +153,10 @@ def test_html_page_with_requested_uri_and_final_url(server: Server) -> None:
     )
     assert document.text[31:] == "Ausbau\nDeckel öffnen."
     assert document.title == "Wartung"
-    assert document.metadata == {"html_lang": "de", "final_url": f"{server.base}/de/wartung.html"}
+    assert document.metadata == {
+        "encoding": "utf-8", "encoding_source": "declared", "html_extraction": "main content", "html_lang": "de",
+        "final_url": f"{server.base}/de/wartung.html",
+    }
     assert server.user_agents[-1] == USER_AGENT
 
 

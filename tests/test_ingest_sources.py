@@ -27,6 +27,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 def site(demo_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
     for variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the web page cache, not the user's
     root = tmp_path / "site"
     shutil.copytree(demo_copy, root / "docs")
     handler = functools.partial(_QuietHandler, directory=str(root))
