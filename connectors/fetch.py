@@ -122,6 +122,14 @@ class Fetcher:
             cache.put(validators, fetched.data)
         return fetched
 
+    def status(self, url: str) -> int:
+        """The HTTP status a GET of ``url`` ends with (after redirects, 429/503 retried), robots.txt obeyed
+        (ConnectorError when it disallows the URL, or when the server cannot be reached). Reads at most
+        one byte of the body: prune asks only whether the page is still there."""
+        host = self._host(url)
+        self._require_allowed(host, url)
+        return self._exchange(host, url, url, {}, 1, truncate=True).status
+
     def _host(self, url: str) -> Host:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}".lower()

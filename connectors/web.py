@@ -122,11 +122,11 @@ def gunzip(data: bytes, url: str, max_bytes: int) -> bytes:
 
 
 def gone(url: str, timeout: float) -> bool:
-    """True when ``url`` answers 404 Not Found or 410 Gone (after redirects); any other answer or error is no proof."""
+    """True when ``url`` answers 404 Not Found or 410 Gone (after redirects, asked politely: robots.txt obeyed,
+    429/503 retried); any other answer, a refusal or an error is no proof."""
     try:
-        with _client(timeout) as client, client.stream("GET", url) as response:
-            return response.status_code in (404, 410)
-    except (httpx.HTTPError, httpx.InvalidURL):
+        return Fetcher.open(Politeness(timeout=timeout)).status(url) in (404, 410)
+    except ConnectorError:
         return False
 
 
