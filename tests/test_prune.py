@@ -98,9 +98,12 @@ class _Site(BaseHTTPRequestHandler):
 
     status: ClassVar[dict[str, int]] = {}
     listed: ClassVar[list[str]] = []
+    robots: ClassVar[str] = ""
 
     def do_GET(self) -> None:
-        if self.path == "/sitemap.xml":
+        if self.path == "/robots.txt":
+            body, kind = self.robots.encode(), "text/plain"
+        elif self.path == "/sitemap.xml":
             base = f"http://{self.headers['Host']}"
             locs = "".join(f"<url><loc>{base}{page}</loc></url>" for page in self.listed)
             body = f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{locs}</urlset>'.encode()
@@ -120,7 +123,8 @@ class _Site(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def site() -> Iterator[tuple[str, type[_Site]]]:
-    handler = type("Site", (_Site,), {"status": {}, "listed": ["/a.html", "/b.html", "/c.html", "/d.html"]})
+    handler = type("Site", (_Site,), {"status": {}, "listed": ["/a.html", "/b.html", "/c.html", "/d.html"],
+                                      "robots": ""})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -141,3 +145,13 @@ def test_pages_are_pruned_only_on_404_or_410(rosetta: Rosetta, site: tuple[str, 
     assert [Path(f.uri).name for f in report.files if f.status is IngestStatus.FAILED] == ["a.html"]
     assert _pruned(report) == ["a.html"]
     assert _stored(rosetta) == ["b.html", "d.html"]
+
+
+def test_a_page_robots_txt_now_disallows_is_no_proof(rosetta: Rosetta, site: tuple[str, type[_Site]]) -> None:
+    base, handler = site
+    rosetta.ingest([f"{base}/sitemap.xml"])
+    handler.listed = ["/a.html"]
+    handler.status = {"/b.html": 404, "/c.html": 404}
+    handler.robots = "User-agent: *\nDisallow: /b.html\n"  # prune may not ask for b, so b is not proved gone
+    assert _pruned(rosetta.ingest([f"{base}/sitemap.xml"], prune=True)) == ["c.html"]
+    assert _stored(rosetta) == ["a.html", "b.html", "d.html"]
