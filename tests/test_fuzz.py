@@ -210,6 +210,10 @@ def test_any_filter_and_query_give_matching_hits_or_a_documented_error(searchabl
         return
     try:
         hits = searchable.search(query, k=5, where=where)
+    except ValueError as exc:  # documented: a blank query is refused
+        assert not query.strip() and "the query is empty" in str(exc), exc
+        event("ValueError: a blank query")
+        return
     except StoreError as exc:
         assert not _storable(where), f"{where!r} should have run: {exc}"
         event("StoreError: a NUL character or a non-finite number")
