@@ -8,6 +8,7 @@ input history (kept in the data directory, recalled by the next chat) are checke
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -72,6 +73,13 @@ def env(config: Config, demo_copy: Path, server: LlmServer) -> dict[str, str]:
             "ROSETTA_LLM_BASE_URL": f"{server.url}/v1", "NO_PROXY": "127.0.0.1", "TERM": "xterm-256color"}
 
 
+def _default_sigint() -> None:
+    """Give the chat Ctrl-C as a terminal gives it. A test run started in the background by a non-interactive
+    shell (``make test &``) ignores SIGINT, the chat would inherit that, and Python then installs no
+    KeyboardInterrupt handler: Ctrl-C would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _turn(child: pexpect.spawn, line: str, *expected: str) -> None:
     child.sendline(line)
     for text in expected:
@@ -90,6 +98,7 @@ def test_a_whole_session_in_a_terminal(env: dict[str, str], server: LlmServer, t
         openai_stream(["The filter's part number ", "is HX-F07 [1]."]))
     export = tmp_path / "chat.md"
     child = pexpect.spawn(sys.executable, ["-m", "rag.cli", "chat", "--collection", "demo"], cwd=str(ROOT), env=env,
+                          preexec_fn=_default_sigint,
                           encoding="utf-8", dimensions=(50, 160), timeout=60)
     try:
         child.expect_exact("Rosetta chat")
@@ -127,6 +136,7 @@ def test_a_whole_session_in_a_terminal(env: dict[str, str], server: LlmServer, t
 def _recalls_the_last_line(env: dict[str, str], line: str) -> None:
     """A new chat brings back the input history: the up arrow shows the last line typed before."""
     child = pexpect.spawn(sys.executable, ["-m", "rag.cli", "chat", "--collection", "demo"], cwd=str(ROOT), env=env,
+                          preexec_fn=_default_sigint,
                           encoding="utf-8", dimensions=(50, 160), timeout=60)
     try:
         child.expect_exact(PROMPT)
