@@ -13,7 +13,6 @@ the peak RSS and wall time of ``rosetta ingest`` of that directory into a new co
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -21,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from evals.report import publish_bench
 from tests.hostile import Measured, run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--runs must be at least 1")
     with tempfile.TemporaryDirectory(prefix="rosetta-bench-cli-") as tmp:
         report = measure(Path(tmp), args.runs, args.manuals)
-    print(_table(report))
-    print(json.dumps(report, indent=2))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench_cli.json").write_text(json.dumps(report, indent=2) + "\n")
+    publish_bench(_table(report), report, args.out, "bench_cli")
 
 
 if __name__ == "__main__":

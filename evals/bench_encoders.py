@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from evals.report import publish_bench
 from rag.chunk import chunk_document
 from rag.config import Precision
 from rag.types import Encoding
@@ -205,11 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--data is required")
     with tempfile.TemporaryDirectory(prefix="rosetta-bench-encoders-") as tmp:
         report = measure(args.data, args.workdir or Path(tmp), args.passages, args.batch_size)
-    print(_table(report))
-    print(json.dumps(report, indent=2))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench_encoders.json").write_text(json.dumps(report, indent=2) + "\n")
+    publish_bench(_table(report), report, args.out, "bench_encoders")
 
 
 if __name__ == "__main__":

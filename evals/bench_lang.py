@@ -17,13 +17,13 @@ process, so the reference's load is measured last). With ``--manuals``, also eve
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import time
 from pathlib import Path
 from typing import Any
 
 from evals.datasets import load_xquad
+from evals.report import publish_bench
 from rag.lang import LanguageDetector
 
 XQUAD_LANGUAGES = ("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi")  # ro is not a default
@@ -121,11 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = tuple(int(k) for k in args.candidates.split(","))
     report = measure(args.data, tuple(args.languages.split(",")), settings, args.manuals)
-    print(_table(report))
-    print(json.dumps(report, indent=2))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bench_lang.json").write_text(json.dumps(report, indent=2) + "\n")
+    publish_bench(_table(report), report, args.out, "bench_lang")
 
 
 if __name__ == "__main__":

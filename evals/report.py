@@ -226,6 +226,16 @@ def _cells(grid: list[list[float]]) -> list[tuple[int, int]]:
     return [(i, j) for i, row in enumerate(grid) for j, value in enumerate(row) if not math.isnan(value)]
 
 
+def publish_bench(table: str, report: Mapping[str, object], out: Path | None, name: str) -> None:
+    """What every benchmark does with its numbers: print the table and the JSON, and with ``out`` write the
+    JSON to ``out``/``name``.json."""
+    print(table)
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def write_report(report: Report, out: Path) -> tuple[Path, ...]:
     """Write ``out``/metrics.json and, unless the report is a mixed pool's, ``out``/heatmap.png; return
     the paths written."""
