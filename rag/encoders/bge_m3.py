@@ -44,8 +44,37 @@ def lexical_weights(
     return weights
 
 
+class AlikeForQueries:
+    """What both BGE-M3 runtimes share: queries and passages are encoded alike, without prefixes, and the
+    lexical weights are learned (no IDF). A subclass implements ``_encode``."""
+
+    __slots__ = ()
+
+    @property
+    def lexical_idf(self) -> bool:
+        """False: BGE-M3's lexical weights are learned for queries and passages alike."""
+        return False
+
+    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
+        """Encode passages (same as queries for BGE-M3)."""
+        return self._encode(_sequence(texts))
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
+        """Encode queries (same as passages for BGE-M3)."""
+        return self._encode(_sequence(texts))
+
+    def _encode(self, texts: Sequence[str]) -> list[Encoding]:
+        raise NotImplementedError
+
+
+def _sequence(texts: Sequence[str]) -> Sequence[str]:
+    if isinstance(texts, str):
+        raise TypeError("expected a sequence of texts, got one str; wrap it in a list")
+    return texts
+
+
 @dataclass(frozen=True, slots=True)
-class BgeM3Encoder:
+class BgeM3Encoder(AlikeForQueries):
     """BGE-M3 (dense 1024-d for the real model, lexical weights, optional ColBERT); queries and passages
     are encoded alike, without prefixes."""
 
@@ -90,26 +119,11 @@ class BgeM3Encoder:
         """Size of the tokenizer's vocabulary, the space lexical weights live in."""
         return len(self.model.tokenizer)
 
-    @property
-    def lexical_idf(self) -> bool:
-        """False: BGE-M3's lexical weights are learned for queries and passages alike."""
-        return False
-
-    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
-        """Encode passages (same as queries for BGE-M3)."""
-        return self._encode(texts)
-
-    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
-        """Encode queries (same as passages for BGE-M3)."""
-        return self._encode(texts)
-
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for ``text``, ``<s>`` and ``</s>`` included, before truncation."""
         return len(self.model.tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
     def _encode(self, texts: Sequence[str]) -> list[Encoding]:
-        if isinstance(texts, str):
-            raise TypeError("expected a sequence of texts, got one str; wrap it in a list")
         if not texts:
             return []
         # One call for all texts: FlagEmbedding sorts them by length and batches by batch_size itself, and
@@ -228,8 +242,13 @@ def _default_device(torch: Any) -> str:
 
 def _check_max_length(flag_model: Any, directory: Path, max_length: int) -> None:
     config = _backbone_config(flag_model)
+    check_max_length(int(config.max_position_embeddings), int(config.pad_token_id), directory, max_length)
+
+
+def check_max_length(max_positions: int, pad_token_id: int, directory: Path, max_length: int) -> None:
+    """Raise ValueError when ``max_length`` tokens exceed what the checkpoint in ``directory`` can read."""
     # XLM-R numbers positions from pad_token_id + 1, so that many embeddings are unusable.
-    limit = int(config.max_position_embeddings) - int(config.pad_token_id) - 1
+    limit = max_positions - pad_token_id - 1
     if max_length > limit:
         raise ValueError(
             f"max_length {max_length} exceeds the {limit} tokens the model in {directory} "

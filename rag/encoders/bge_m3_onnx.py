@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rag.config import Precision
-from rag.encoders.bge_m3 import DEFAULT_MODEL, HEAD_FILES, lexical_weights
+from rag.encoders.bge_m3 import DEFAULT_MODEL, HEAD_FILES, AlikeForQueries, lexical_weights
 from rag.errors import EncoderError
 from rag.types import Encoding, SparseVector
 
@@ -164,7 +164,7 @@ def _quantize(fp32: Path, out: Path) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class BgeM3OnnxEncoder:
+class BgeM3OnnxEncoder(AlikeForQueries):
     """BGE-M3 on ONNX Runtime (CPU): dense, lexical weights and, on request, ColBERT vectors."""
 
     session: Any = field(repr=False)  # onnxruntime.InferenceSession
@@ -194,7 +194,7 @@ class BgeM3OnnxEncoder:
         notice: Callable[[str], None] | None = None,
     ) -> BgeM3OnnxEncoder:
         """Load (exporting on first use) BGE-M3 from a local directory or a hub id for ONNX Runtime."""
-        from rag.encoders.bge_m3 import _check_heads, _locate, require_packages
+        from rag.encoders.bge_m3 import _check_heads, _locate, check_max_length, require_packages
 
         if batch_size < 1 or max_length < 2:
             raise ValueError(f"need batch_size >= 1 and max_length >= 2, got {batch_size} and {max_length}")
@@ -202,10 +202,7 @@ class BgeM3OnnxEncoder:
         directory, source = _locate(model)
         _check_heads(directory)
         config = _read_json(directory / "config.json")
-        limit = int(config["max_position_embeddings"]) - int(config["pad_token_id"]) - 1
-        if max_length > limit:
-            raise ValueError(f"max_length {max_length} exceeds the {limit} tokens the model in {directory} "
-                             f"can read; pass max_length <= {limit}")
+        check_max_length(int(config["max_position_embeddings"]), int(config["pad_token_id"]), directory, max_length)
         tokenizer, special_ids, pad_id = _tokenizer(directory, max_length)
         counter, _, _ = _tokenizer(directory, None)
         session = _session(export(directory, cache_dir, precision, notice), threads)
@@ -230,25 +227,11 @@ class BgeM3OnnxEncoder:
     def sparse_dim(self) -> int:
         return self.vocabulary
 
-    @property
-    def lexical_idf(self) -> bool:
-        return False
-
-    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
-        """Encode passages (same as queries for BGE-M3)."""
-        return self._encode(texts)
-
-    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
-        """Encode queries (same as passages for BGE-M3)."""
-        return self._encode(texts)
-
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for ``text``, ``<s>`` and ``</s>`` included, before truncation."""
         return len(self.counter.encode(text).ids)
 
     def _encode(self, texts: Sequence[str]) -> list[Encoding]:
-        if isinstance(texts, str):
-            raise TypeError("expected a sequence of texts, got one str; wrap it in a list")
         ids = [encoded.ids for encoded in self.tokenizer.encode_batch(list(texts))]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))  # longest first, as FlagEmbedding
         out: list[Encoding | None] = [None] * len(ids)
