@@ -106,13 +106,14 @@ class LanguageDetector:
         if candidates is not None and candidates < 1:
             raise ValueError(f"candidates must be at least 1 (or None for every language), got {candidates}")
         codes = frozenset(normalize_language(code) for code in languages)
-        screen = lingua.LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes))
+        models = [_lingua_language(c) for c in codes]
+        screen = lingua.LanguageDetectorBuilder.from_languages(*models).with_low_accuracy_mode()
         exhaustive = None
         if candidates is None:
-            full = lingua.LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes))
-            exhaustive = full.with_minimum_relative_distance(0.05).with_preloaded_language_models().build()
-        screen = screen.with_low_accuracy_mode().with_preloaded_language_models()
-        return cls(codes, screen.build(), unsure_ratio, min_letters, candidates, exhaustive)
+            full = lingua.LanguageDetectorBuilder.from_languages(*models).with_minimum_relative_distance(0.05)
+            exhaustive = full.with_preloaded_language_models().build()
+        return cls(codes, screen.with_preloaded_language_models().build(), unsure_ratio, min_letters, candidates,
+                   exhaustive)
 
     def detect(self, text: str) -> str | None:
         """Return the ISO 639-1 code of ``text``'s language, or None if too short or unsure."""
