@@ -2,8 +2,10 @@
 
     python -m evals.bench_cli [--runs 5] [--manuals ../shared/data/manuals] [--out DIR]
 
-Each command runs as a user runs it, in a fresh process that starts (and stops) the embedded Postgres in a
-temporary data directory holding the demo collection (``demo/manuals``, ingested first). Every run asks a
+Each command runs as a user runs it, in a fresh process, on a temporary data directory holding the demo
+collection (``demo/manuals``, ingested first), twice over: with ``ROSETTA_KEEP_ALIVE=0`` each command starts
+and stops the embedded Postgres ("cold"); with the CLI's default keep-alive a keeper holds it between
+commands and each command joins it ("kept", rag/store/keeper.py). Every run asks a
 different question (in a different language), so no run is served from the encoding cache. The floor,
 ``python -c "import rag"``, is measured in the same run: on a loaded machine all rows rise together.
 Prints a table and JSON (medians over ``--runs``; every run's numbers in the JSON). With ``--manuals``, also
@@ -56,24 +58,32 @@ def _summary(runs: list[Measured]) -> dict[str, Any]:
 
 
 def measure(workdir: Path, runs: int, manuals: Path | None) -> dict[str, Any]:
-    """Ingest the demo into a data directory under ``workdir``, then time each command ``runs`` times."""
-    env = {**os.environ, "ROSETTA_DATA_DIR": str(workdir / "data"), "OMP_WAIT_POLICY": "PASSIVE"}
-    env.pop("ROSETTA_DATABASE_URL", None)
-    _run(_rosetta("ingest", str(ROOT / "demo" / "manuals"), "--collection", "demo"), env)
+    """Ingest the demo into a data directory under ``workdir``, then time each command ``runs`` times, with
+    the embedded Postgres started by every command and then kept running between them."""
+    base = {**os.environ, "ROSETTA_DATA_DIR": str(workdir / "data"), "OMP_WAIT_POLICY": "PASSIVE"}
+    base.pop("ROSETTA_DATABASE_URL", None)
+    cold, kept = base | {"ROSETTA_KEEP_ALIVE": "0"}, base | {"ROSETTA_KEEP_ALIVE": "600"}
+    _run(_rosetta("ingest", str(ROOT / "demo" / "manuals"), "--collection", "demo"), cold)
     commands: dict[str, list[list[str]]] = {
-        "python -c 'import rag'": [[sys.executable, "-c", "import rag"]] * runs,
         "rosetta status": [_rosetta("status")] * runs,
         "rosetta search": [_rosetta("search", QUESTIONS[i % len(QUESTIONS)], "--collection", "demo")
                            for i in range(runs)],
         "rosetta ask": [_rosetta("ask", QUESTIONS[(i + 3) % len(QUESTIONS)], "--collection", "demo")
                         for i in range(runs)],
     }
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"python -c 'import rag'": _summary(
+        [_run([sys.executable, "-c", "import rag"], base) for _ in range(runs)])}
     for name, argvs in commands.items():  # interleaving would be fairer to noise, but warm caches differ
-        results[name] = _summary([_run(argv, env) for argv in argvs])
+        results[f"{name} (cold)"] = _summary([_run(argv, cold) for argv in argvs])
+    try:
+        _run(_rosetta("status"), kept)  # starts the keeper
+        for name, argvs in commands.items():
+            results[f"{name} (kept)"] = _summary([_run(argv, kept) for argv in argvs])
+    finally:
+        _run(_rosetta("server", "stop"), kept)
     if manuals is not None:
         results["rosetta ingest (manuals)"] = _summary(
-            [_run(_rosetta("ingest", str(manuals), "--collection", "manuals"), env)])
+            [_run(_rosetta("ingest", str(manuals), "--collection", "manuals"), cold)])
     return {"runs": runs, "cpus": os.cpu_count(), "commands": results}
 
 

@@ -48,6 +48,9 @@ class DbConfig:
     pool_min: int = 1
     pool_max: int = 4
     timeout_s: float = 30.0
+    # Seconds the embedded Postgres stays up after its last client (rag/store/keeper.py); 0 stops it with the
+    # last process. None: the caller's default (the CLI's one-shot commands CLI_KEEP_ALIVE_S, Python 0).
+    keep_alive_s: float | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.schema):
@@ -56,6 +59,8 @@ class DbConfig:
             raise ConfigError(f"db.pool_min/pool_max must satisfy 1 <= min <= max, got {self.pool_min}/{self.pool_max}")
         if self.timeout_s <= 0:
             raise ConfigError(f"db.timeout_s must be positive, got {self.timeout_s}")
+        if self.keep_alive_s is not None and not 0 <= self.keep_alive_s < float("inf"):
+            raise ConfigError(f"db.keep_alive_s must be 0 (off) or a number of seconds, got {self.keep_alive_s}")
 
 
 class Precision(Enum):
@@ -343,6 +348,7 @@ _ENV = {
     "ROSETTA_DATABASE_URL": ("db", "url"),
     "ROSETTA_DATA_DIR": ("db", "data_dir"),
     "ROSETTA_SCHEMA": ("db", "schema"),
+    "ROSETTA_KEEP_ALIVE": ("db", "keep_alive_s"),
     "ROSETTA_ENCODER": ("models", "encoder"),
     "ROSETTA_BGE_M3_MODEL": ("models", "bge_m3_model"),
     "ROSETTA_DEVICE": ("models", "device"),

@@ -23,7 +23,7 @@ from rag.errors import StoreError
 from rag.ingest import IngestProgress, IngestReport, Pipeline, ingest_target, run_ingest
 from rag.lang import LanguageDetector
 from rag.search.retriever import Retriever
-from rag.store import PgStore
+from rag.store import PgStore, keeper
 from rag.store.database import Database, DatabaseInfo
 from rag.store.pg import built_by
 from rag.types import (
@@ -84,6 +84,8 @@ class Rosetta:
         config = config or load_config()
         db = config.db
         database = Database.open(db.url, db.data_dir, db.pool_min, db.pool_max, db.timeout_s)
+        if database.embedded and db.keep_alive_s:
+            keeper.spawn(db.data_dir, db.keep_alive_s)  # the server outlives this process (rag/store/keeper.py)
         store = PgStore(database.pool, db.schema)
         try:
             store.migrate()

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One-shot CLI commands keep the embedded Postgres running after them; a test suite that starts hundreds of
+# data directories must not leave their servers behind. tests/test_keeper.py turns it on where it tests it.
+os.environ["ROSETTA_KEEP_ALIVE"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -45,13 +45,14 @@ def test_bench_cli_times_each_command_and_rejects_a_failing_one(tmp_path: Path, 
     bench_cli.main(["--runs", "1", "--out", str(tmp_path)])
     report = json.loads((tmp_path / "bench_cli.json").read_text())
     commands = report["commands"]
-    assert list(commands) == ["python -c 'import rag'", "rosetta status", "rosetta search", "rosetta ask"]
+    assert list(commands) == ["python -c 'import rag'"] + [
+        f"rosetta {name} ({mode})" for mode in ("cold", "kept") for name in ("status", "search", "ask")]
     floor = commands["python -c 'import rag'"]
     for name, row in commands.items():
         assert len(row["runs"]) == 1 and row["median_s"] > 0, name
         # Every command imports rag first, so none can stay below the floor's memory.
         assert row["median_rss_mb"] >= floor["median_rss_mb"] * 0.9, name
-    assert "| `rosetta search` |" in capsys.readouterr().out
+    assert "| `rosetta search (kept)` |" in capsys.readouterr().out
     monkeypatch.setattr(bench_cli, "ROOT", tmp_path)  # no demo/manuals there: the ingest fails
     with pytest.raises(SystemExit, match="ingest .* exited with"):
         bench_cli.measure(tmp_path / "again", 1, None)

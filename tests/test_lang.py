@@ -70,6 +70,15 @@ def test_screened_detector_is_unsure_where_every_model_is(
     assert detector.detect(question) is exhaustive.detect(question) is None
 
 
+@pytest.mark.parametrize(
+    "question", ["Wie lange gilt die Garantie auf das Gerät?", "¿Cada cuánto tiempo hay que cambiar el filtro de aire?"]
+)
+def test_a_text_the_screen_is_sure_of_loads_no_accurate_model(question: str) -> None:
+    fresh = LanguageDetector.load()  # its own: the module's detector may have built deciders already
+    assert fresh.detect(question) == LanguageDetector.load(candidates=None).detect(question)
+    assert fresh._deciders == {}
+
+
 def test_candidates_must_be_positive() -> None:
     with pytest.raises(ValueError, match="candidates must be at least 1"):
         LanguageDetector.load(["en", "de"], candidates=0)

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
@@ -31,13 +31,19 @@ from rag.cli.render import (
 from rag.cli.render_answer import answer_json, answer_view
 from rag.cli.terminal import console
 from rag.config import Config, load_config, parse_mode
-from rag.errors import ConfigError, RagError
+from rag.errors import ConfigError, RagError, StoreError
 from rag.rosetta import Rosetta
 from rag.types import Filter
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rosetta: ask in your language, answer from theirs.")
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks (they print numbers; see evals/).")
 app.add_typer(bench, name="bench")
+server = typer.Typer(no_args_is_help=True, help="The embedded Postgres that one-shot commands keep running.")
+app.add_typer(server, name="server")
+
+# One-shot commands leave the embedded Postgres running this long after its last client, so the next
+# command joins it instead of paying ~0.3 s to start and stop it (db.keep_alive_s; 0 turns it off).
+CLI_KEEP_ALIVE_S = 300.0
 
 def _console(stderr: bool = False) -> Console:
     # Made per call so the terminal's width and NO_COLOR/TERM=dumb are read when the command runs.
@@ -69,8 +75,11 @@ def _globals(
 
 def _config(ctx: typer.Context, **overrides: Any) -> Config:
     g: Globals = ctx.obj
-    return load_config(data_dir=g.data_dir, database_url=g.database_url, encoder=g.encoder, bge_m3_model=g.model,
-                       **overrides)
+    config = load_config(data_dir=g.data_dir, database_url=g.database_url, encoder=g.encoder, bge_m3_model=g.model,
+                         **overrides)
+    if config.db.keep_alive_s is None:
+        config = replace(config, db=replace(config.db, keep_alive_s=CLI_KEEP_ALIVE_S))
+    return config
 
 
 def _notice(message: str) -> None:
@@ -266,6 +275,42 @@ def mcp(
         config = _config(ctx, collection=collection)
         _server("rag.serve.mcp").serve_mcp(config, http, host or config.serve.host,
                                            config.serve.port if port is None else port)
+
+
+def _embedded_dir(ctx: typer.Context) -> Path:
+    config = _config(ctx)
+    if config.db.url is not None:
+        raise ConfigError("no embedded Postgres to manage: the database is ROSETTA_DATABASE_URL (--database-url)")
+    return config.db.data_dir
+
+
+@server.command("status")
+def server_status(ctx: typer.Context) -> None:
+    """Whether the embedded Postgres is running and a keeper holds it between commands."""
+    from rag.store import keeper
+
+    with _errors(ctx):
+        found = keeper.state(_embedded_dir(ctx))
+        running = f"running (pid {found.server_pid})" if found.server_running else "stopped"
+        kept = f"kept by pid {found.keeper_pid}" if found.keeper_pid is not None else "no keeper"
+        _console().print(f"embedded Postgres in {found.pgdata}: {running}; {kept}", highlight=False)
+
+
+@server.command("stop")
+def server_stop(ctx: typer.Context) -> None:
+    """Stop the embedded Postgres now instead of after its idle time (commands still running keep it)."""
+    from rag.store import keeper
+
+    with _errors(ctx):
+        try:
+            after = keeper.stop(_embedded_dir(ctx))
+        except TimeoutError as exc:
+            raise StoreError(str(exc)) from None
+        if after.server_running:
+            _console().print(f"the keeper left; Postgres (pid {after.server_pid}) stops when the commands using "
+                             "it end", highlight=False)
+        else:
+            _console().print(f"embedded Postgres in {after.pgdata} stopped", highlight=False)
 
 
 @bench.command("ingest")
