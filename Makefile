@@ -48,4 +48,5 @@ bench: $(VENV)/.dev
 	$(PY) -m evals.bench_ingest --data ../shared/data/manuals
 
 clean:
+	-test -x $(ROSETTA) && $(ROSETTA) server stop
 	rm -rf .rosetta
