@@ -43,7 +43,7 @@ class PluginKind(Enum):
         return self.value.removeprefix("rosetta.").removesuffix("s")
 
 
-_TYPES: dict[type, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_TYPES: dict[type, str] = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class Option:
         if self.type not in _TYPES:
             raise ValueError(f"option {self.name!r}: type must be str, int, float or bool, got {self.type!r}")
         if self.default is not None and not _is_a(self.default, self.type):
-            raise ValueError(f"option {self.name!r}: default {self.default!r} is not a {_TYPES[self.type]}")
+            raise ValueError(f"option {self.name!r}: default {self.default!r} is not {_TYPES[self.type]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +206,7 @@ def _coerce(plugin: str, option: Option, value: PluginValue) -> PluginValue:
             return option.type(text)
         except ValueError:
             pass
-    raise ConfigError(f"plugin {plugin!r} option {option.name!r} must be a {_TYPES[option.type]}, got {value!r}")
+    raise ConfigError(f"plugin {plugin!r} option {option.name!r} must be {_TYPES[option.type]}, got {value!r}")
 
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
