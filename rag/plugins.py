@@ -16,7 +16,9 @@ and in the error when it is selected; it breaks nothing else.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -138,10 +140,19 @@ def _is_a(value: object, kind: type) -> bool:
 
 
 def _entry_points(kind: PluginKind) -> dict[str, importlib.metadata.EntryPoint]:
-    # The first distribution on sys.path wins a name, as Python's own import does.
-    found: dict[str, importlib.metadata.EntryPoint] = {}
-    for entry in importlib.metadata.entry_points(group=kind.value):
-        found.setdefault(entry.name, entry)
+    return _scan(tuple(sys.path))[kind]
+
+
+@functools.lru_cache(maxsize=4)
+def _scan(path: tuple[str, ...]) -> dict[PluginKind, dict[str, importlib.metadata.EntryPoint]]:
+    """Every group's entry points, read once per ``sys.path`` (reading all installed packages' metadata takes
+    tens of milliseconds; a one-shot search looks a plugin up twice). The first distribution on the path
+    wins a name, as Python's own import does."""
+    every = importlib.metadata.entry_points()  # one pass over the installed packages; select() filters it
+    found: dict[PluginKind, dict[str, importlib.metadata.EntryPoint]] = {kind: {} for kind in PluginKind}
+    for kind in PluginKind:
+        for entry in every.select(group=kind.value):
+            found[kind].setdefault(entry.name, entry)
     return found
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 from typer.testing import CliRunner
@@ -23,8 +25,9 @@ from rag.cli.app import app
 from rag.config import Config, EncoderKind, ModelConfig, PluginSetting, load_config
 from rag.encoders import E5SmallEncoder
 from rag.errors import ConfigError
-from rag.plugins import Option, Plugin, PluginContext, PluginKind, build, check_options, load
+from rag.plugins import Option, Plugin, PluginContext, PluginKind, build, build_part, check_options, load
 from rag.rosetta import Rosetta
+from rag.types import Encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -304,3 +307,25 @@ def test_ours_are_found_and_built_through_the_same_entry_points(config: Config) 
     wrong = replace(config, plugins=(PluginSetting("e5-small", "dim", 3),))
     with pytest.raises(ConfigError, match="plugin 'e5-small' has no option 'dim'; its options: none"):
         build(PluginKind.ENCODER, "e5-small", PluginContext(wrong))
+
+
+def test_the_readme_plugin_example_installs_and_encodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        config: Config) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("A complete encoder plugin"):readme.index("## Storage")]
+    files = dict(re.findall(r"```(?:toml|python)\n# (\S+)\n(.*?)```", section, re.DOTALL))
+    assert set(files) == {"pyproject.toml", "rosetta_bow.py"}
+    source = tmp_path / "rosetta-bow"
+    source.mkdir()
+    for name, body in files.items():
+        (source / name).write_text(body, encoding="utf-8")
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", str(site), str(source)], check=True, timeout=300)
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        chosen = replace(config, plugins=(PluginSetting("bow", "dim", 16),))
+        encoder = cast(Encoder, build_part(PluginKind.ENCODER, "bow", PluginContext(chosen)))
+        assert (encoder.name, encoder.dim, encoder.encode_queries(["air filter"])[0].dense.shape) == ("bow", 16, (16,))
+    finally:
+        sys.modules.pop("rosetta_bow", None)
