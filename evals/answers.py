@@ -263,7 +263,7 @@ def _brief(metrics: Mapping[str, float | None]) -> str:
 
 def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: Sequence[str],
         doc_langs: Sequence[str], limit: int | None = None, k: int | None = None,
-        generator: GeneratorKind = GeneratorKind.EXTRACTIVE, progress: Progress = lambda message: None,
+        generator: GeneratorKind | str = GeneratorKind.EXTRACTIVE, progress: Progress = lambda message: None,
         encoder: Encoder | None = None) -> AnswerReport:
     """Load XQuAD with its answers, evaluate on a Rosetta opened with ``config`` (its generator set to
     ``generator``), and write answers.json, answers.png and cases.jsonl under ``out``."""

@@ -189,7 +189,7 @@ def evaluate(rosetta: Rosetta, dataset: Dataset, gold: Gold, langs: tuple[Sequen
 
 def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: Sequence[str],
         doc_langs: Sequence[str], seeds: Sequence[int], limit: int | None = None, k: int | None = None,
-        generator: GeneratorKind = GeneratorKind.EXTRACTIVE, progress: Progress = lambda message: None,
+        generator: GeneratorKind | str = GeneratorKind.EXTRACTIVE, progress: Progress = lambda message: None,
         encoder: Encoder | None = None) -> MixedAnswerReport:
     """Load XQuAD with its answers, evaluate its mixed pools on a Rosetta opened with ``config`` (its
     generator set to ``generator``), and write answers.json and cases.jsonl under ``out``."""

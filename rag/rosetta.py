@@ -8,20 +8,31 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, overload
+from typing import Literal, Self, cast, overload
 
 from rag.answer.conversation import AnswerParts, Session, answer_steps, require_question
 from rag.answer.dialogue import Generator
 from rag.answer.loop import drain, streamed
 from rag.answer.types import Answer
 from rag.build import GeneratorTranslator, build_generator, build_reranker, generator_kind
+from rag.builtins import bge_m3_options
 from rag.chunk import chunk_document, split_prose
 from rag.config import Config, EncoderKind, GeneratorKind, check_collection_name, load_config
-from rag.encoders import BgeM3Options, E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
+from rag.encoders import encoder_for_name, load_auto
 from rag.encoders.cache import CachedEncoder
 from rag.errors import StoreError
-from rag.ingest import IngestProgress, IngestReport, Pipeline, ingest_target, run_ingest
+from rag.ingest import (
+    IngestProgress,
+    IngestReport,
+    Pipeline,
+    Target,
+    ingest_target,
+    plugin_target,
+    run_ingest,
+)
 from rag.lang import LanguageDetector
+from rag.plugins import PluginContext, PluginKind, build_part
+from rag.plugins import names as plugin_names
 from rag.search.retriever import Retriever
 from rag.store import PgStore, keeper
 from rag.store.database import Database, DatabaseInfo
@@ -67,7 +78,7 @@ class Rosetta:
         self._custom_reranker = reranker
         self._translator = translator
         self._custom_generator = generator
-        self._generators: dict[tuple[str, GeneratorKind | None], Generator] = {}
+        self._generators: dict[tuple[str, GeneratorKind | str | None], Generator] = {}
         self._retrievers: dict[str, Retriever] = {}
         self._encoders: dict[str, Encoder] = {}
         self._detector: LanguageDetector | None = None
@@ -115,16 +126,16 @@ class Rosetta:
     def _load_encoder(self, collection: str) -> Encoder:
         if self._custom_encoder is not None:
             return self._custom_encoder
-        models = self.config.models
-        if models.encoder is EncoderKind.E5_SMALL:
-            return E5SmallEncoder.load(batch_size=models.batch_size)
-        options = BgeM3Options(models.precision, models.runtime, self.config.db.data_dir / "models" / "onnx",
-                               self._notice)
-        if models.encoder is EncoderKind.BGE_M3:
-            return load_bge_m3(models.bge_m3_model, models.device, models.batch_size, options)
+        models, context = self.config.models, PluginContext(self.config, self._notice)
+        if models.encoder is not EncoderKind.AUTO:
+            name = models.encoder.value if isinstance(models.encoder, EncoderKind) else models.encoder
+            return cast(Encoder, build_part(PluginKind.ENCODER, name, context))
+        options = bge_m3_options(context)
         existing = self.store.collection(collection)
         if existing is not None:
             self._notice(f"encoder: {existing.encoder} (recorded by collection {collection!r})")
+            if existing.encoder in plugin_names(PluginKind.ENCODER):  # a plugin's, named as the plugin is
+                return cast(Encoder, build_part(PluginKind.ENCODER, existing.encoder, context))
             return encoder_for_name(existing.encoder, models.device, models.batch_size, options)
         return load_auto(models.bge_m3_model, models.device, models.batch_size, self._notice, options)
 
@@ -143,17 +154,29 @@ class Rosetta:
         glob: str | None = None,
         prune: bool = False,
         progress: IngestProgress | None = None,
+        connector: str | None = None,
     ) -> IngestReport:
         """Ingest files, directories, URLs and Connector objects (e.g. a LlamaIndex reader wrapped by
         ``connectors.llamaindex_connector``) into ``collection``; bad sources are reported, not raised.
 
-        ``prune`` only touches documents under the given paths and URLs, never a Connector object's.
+        ``connector`` names a connector plugin that reads the given paths instead of the built-in routing
+        (files, or web for http(s) URLs). ``prune`` only touches documents under the given paths and URLs,
+        never a Connector object's or a plugin's.
         """
         name = check_collection_name(collection or self.config.collection)
         encoder = self.encoder(name)
         stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
-        targets = [ingest_target(path, glob, self.config.ingest.max_bytes) for path in paths]
+        targets = self._targets(paths, glob, connector)
         return run_ingest(self.pipeline(stored, progress), targets, prune=prune)
+
+    def _targets(self, paths: Sequence[str | Path | Connector], glob: str | None, connector: str | None
+                 ) -> list[Target]:
+        if connector is None:
+            return [ingest_target(path, glob, self.config.ingest.max_bytes) for path in paths]
+        factory = cast(Callable[[str], Connector],
+                       build_part(PluginKind.CONNECTOR, connector, PluginContext(self.config, self._notice)))
+        return [plugin_target(path, factory) if isinstance(path, (str, Path)) else ingest_target(path, glob, 0)
+                for path in paths]
 
     def pipeline(self, stored: Collection, progress: IngestProgress | None = None) -> Pipeline:
         """The ingest pipeline into ``stored`` (which must exist), wired from the config: the collection's
@@ -182,7 +205,7 @@ class Rosetta:
     def _reranker(self) -> Reranker | None:
         if self._custom_reranker is not None:
             return self._custom_reranker
-        return build_reranker(self.config.retrieval, self.config.models.device, self.config.models.bge_m3_model)
+        return build_reranker(PluginContext(self.config, self._notice))
 
     def search(
         self,
@@ -216,7 +239,8 @@ class Rosetta:
         if key not in self._generators:
             g = self.config.generation
             chosen = kind if kind is not None and kind is not GeneratorKind.AUTO else generator_kind(g, self._notice)
-            self._generators[key] = build_generator(g, chosen, self.encoder(name), self.config.ingest.heading_context)
+            self._generators[key] = build_generator(chosen, PluginContext(self.config, self._notice,
+                                                                          self.encoder(name)))
         return self._generators[key]
 
     def translator(self, collection: str | None = None) -> Translator | None:

@@ -20,12 +20,12 @@ LAYERS = ("foundation", "config", "part", "pipeline", "facade", "top")
 # Where each module sits; a module belongs to its longest listed prefix (``rag`` itself is only the package).
 PLACES = {
     "rag.types": "foundation", "rag.errors": "foundation", "rag.centering": "foundation",
-    "rag.config": "config",
+    "rag.config": "config", "rag.plugins": "config",
     "rag.lang": "part", "rag.chunk": "part", "rag.encoders": "part", "rag.store": "part",
     "rag.search": "part", "rag.search.fusion": "part", "rag.search.rerankers": "part", "rag.answer": "part",
     "connectors": "part",
     "rag.ingest": "pipeline", "rag.search.retriever": "pipeline", "rag.answer.loop": "pipeline",
-    "rag.answer.conversation": "pipeline", "rag.build": "pipeline",
+    "rag.answer.conversation": "pipeline", "rag.build": "pipeline", "rag.builtins": "pipeline",
     "rag.rosetta": "facade",
     "rag.cli": "top", "rag.llamaindex_retriever": "top", "rag.serve": "top",
 }

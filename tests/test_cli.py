@@ -56,9 +56,10 @@ def test_status_table_lists_languages(env: dict[str, str], demo_copy: Path) -> N
 
 
 def test_rag_errors_are_one_red_line_with_exit_code_2(env: dict[str, str], demo_copy: Path) -> None:
-    result = CliRunner().invoke(app, ["--encoder", "gpt", "status"], env=env)
+    result = CliRunner().invoke(app, ["--encoder", "gpt 4!", "status"], env=env)
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: unknown encoder 'gpt'; choose one of: auto, bge-m3, e5-small"
+    assert result.stderr.strip() == ("error: unknown encoder 'gpt 4!'; choose one of: auto, bge-m3, e5-small, "
+                                     "openai-compatible, or an installed plugin's name (rosetta plugins lists them)")
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,9 @@ def test_database_url_is_not_in_repr() -> None:
         (lambda: IngestConfig(max_tokens=4), "ingest.max_tokens must be in [16, 8192], got 4"),
         (lambda: IngestConfig(sparse_max_terms=5000), "ingest.sparse_max_terms must be in [1, 1000], got 5000"),
         (lambda: Config(collection="a b"), "collection name 'a b' is invalid: use 1-128 letters, digits, '_', '-' or '.'"),
-        (lambda: parse_encoder("gpt"), "unknown encoder 'gpt'; choose one of: auto, bge-m3, e5-small"),
+        (lambda: parse_encoder("gpt 4!"), ("unknown encoder 'gpt 4!'; choose one of: auto, bge-m3, e5-small, "
+                                            "openai-compatible, or an installed plugin's name (rosetta plugins "
+                                            "lists them)")),
     ],
 )
 def test_invalid_values_raise_config_error(make: object, message: str) -> None:

@@ -23,11 +23,19 @@ from rag.answer.types import Answer
 from rag.cli.app import app
 from rag.cli.export import conversation_markdown
 from rag.cli.render_answer import answer_json
-from rag.config import Config, DbConfig, GeneratorKind, load_config
+from rag.config import (
+    Config,
+    DbConfig,
+    EmbeddingsConfig,
+    EncoderKind,
+    GeneratorKind,
+    ModelConfig,
+    load_config,
+)
 from rag.errors import RagError, StoreError
 from rag.rosetta import Rosetta
 from rag.search.rerankers.cohere import CohereReranker
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Hit, JsonValue
 from tests.fakes import HashEncoder
 from tests.llm_server import (
     LlmServer,
@@ -113,6 +121,23 @@ def test_an_error_body_that_echoes_the_key_is_not_repeated(server: LlmServer) ->
     messages = [_failure(lambda: openai.generate(_request())), _failure(lambda: cohere.generate(_request()))]
     assert all("bad header Authorization" in message for message in messages), messages
     _assert_clean(*messages)
+
+
+def test_the_embeddings_key_is_sent_but_never_logged_or_shown(server: LlmServer, config: Config,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               debug_logs: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("ROSETTA_EMBEDDINGS_API_KEY", OPENAI_KEY)
+    settings = EmbeddingsConfig(base_url=f"{server.url}/v1", model="m", max_retries=0)
+    remote = dataclasses.replace(config, models=ModelConfig(encoder=EncoderKind.OPENAI_COMPATIBLE), embeddings=settings)
+    probe: JsonValue = {"data": [{"index": 0, "embedding": [1.0, 0.0]}]}
+    server.script(Respond(body=probe), openai_error(401, f"bad header Authorization: Bearer {OPENAI_KEY}"))
+    with Rosetta.open(remote) as rosetta:
+        encoder = rosetta.encoder()
+        message = _failure(lambda: encoder.encode_queries(["filter"]))
+        shown = f"{encoder!r} {rosetta.config!r}"
+    assert "bad header Authorization" in message
+    assert [r.headers["authorization"] for r in server.requests] == [f"Bearer {OPENAI_KEY}"] * 2
+    _assert_clean(debug_logs.text, message, shown)
 
 
 def _with_password(url: str) -> str:

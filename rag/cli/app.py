@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rag.cli.chat import ChatOptions, run_chat
+from rag.cli.plugins import plugins_command
 from rag.cli.render import (
     IngestBar,
     ingest_json,
@@ -66,7 +67,8 @@ def _globals(
     ctx: typer.Context,
     data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory [ROSETTA_DATA_DIR].")] = None,
     database_url: Annotated[str | None, typer.Option(help="Use this Postgres instead [ROSETTA_DATABASE_URL].")] = None,
-    encoder: Annotated[str | None, typer.Option(help="auto, bge-m3 or e5-small [ROSETTA_ENCODER].")] = None,
+    encoder: Annotated[str | None, typer.Option(help="auto, bge-m3, e5-small, openai-compatible or a plugin's "
+                                                     "name [ROSETTA_ENCODER].")] = None,
     model: Annotated[str | None, typer.Option(help="BGE-M3 hub id or local path [ROSETTA_BGE_M3_MODEL].")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
 ) -> None:
@@ -119,10 +121,12 @@ def ingest(
     prune: Annotated[bool, typer.Option(help="Delete stored documents under PATHS whose source is gone.")] = False,
     max_bytes: Annotated[int | None, typer.Option(help="Skip files larger than this.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    connector: Annotated[str | None, typer.Option(help="Read PATHS with this connector plugin (rosetta plugins).")
+                         ] = None,
 ) -> None:
     """Load, chunk, encode and store documents; re-running only updates what changed."""
     with _session(ctx, collection=collection, max_bytes=max_bytes) as rosetta, IngestBar(_console(True)) as bar:
-        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar)
+        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar, connector=connector)
     if as_json:
         _print_json(ingest_json(report))
     else:
@@ -232,6 +236,9 @@ def chat(
     with _session(ctx, collection=collection, generator=generator, llm_model=model) as rosetta:
         code = run_chat(rosetta, options, _console(), _console(True), sys.stdin)
     raise typer.Exit(code)
+
+
+app.command("plugins")(plugins_command)
 
 
 # The packages of the `serve` extra; a missing one is named with the install command.

@@ -71,7 +71,9 @@ def encoder_for_name(name: str, device: str | None, batch_size: int,
         return E5SmallEncoder.load(batch_size=batch_size)
     if name.startswith(BGE_M3_PREFIX):
         return load_bge_m3(name[len(BGE_M3_PREFIX):], device, batch_size, options)
-    raise EncoderError(f"unknown encoder {name!r} recorded in the database; expected e5-small or bge-m3:<model>")
+    raise EncoderError(f"collection was built by encoder {name!r}, which is not installed here; select it with "
+                       "--encoder (ROSETTA_ENCODER): openai-compatible with ROSETTA_EMBEDDINGS_BASE_URL and "
+                       "ROSETTA_EMBEDDINGS_IDENTITY for a remote server's vectors, or the plugin that provides it")
 
 
 __all__ = ["BGE_M3_PREFIX", "BgeM3Options", "E5SmallEncoder", "encoder_for_name", "load_auto", "load_bge_m3"]

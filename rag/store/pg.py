@@ -338,7 +338,15 @@ def built_by(found: Collection, encoder: str, dim: int, sparse_dim: int) -> Coll
     if (found.encoder, found.dim, found.sparse_dim) != (encoder, dim, sparse_dim):
         raise SchemaMismatch(
             f"collection {found.name!r} was built with encoder {found.encoder} ({found.dim}-d); it cannot be "
-            f"opened with {encoder} ({dim}-d). Use --encoder {found.encoder} (ROSETTA_ENCODER, or the encoder "
-            "passed to Rosetta.open) to match it, or choose another --collection"
+            f"opened with {encoder} ({dim}-d). Use --encoder {_selector(found.encoder)} (ROSETTA_ENCODER, or the "
+            "encoder passed to Rosetta.open) to match it, or choose another --collection"
         )
     return found
+
+
+def _selector(encoder: str) -> str:
+    """How to select the encoder a collection records: its name, or for a remote server's vectors (named
+    ``openai-compatible:<model>...`` by rag/encoders/remote.py) the encoder and its settings."""
+    if encoder.startswith("openai-compatible:"):
+        return "openai-compatible with the server, model and prefixes it was ingested with (ROSETTA_EMBEDDINGS_*)"
+    return encoder
