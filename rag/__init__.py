@@ -56,6 +56,7 @@ from rag.types import (
     SearchMode,
     Section,
     SparseVector,
+    Storage,
     Translator,
 )
 
@@ -108,6 +109,7 @@ __all__ = [
     "SparseVector",
     "Status",
     "Step",
+    "Storage",
     "StoreError",
     "ToolCall",
     "ToolSpec",

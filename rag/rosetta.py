@@ -36,6 +36,7 @@ from rag.types import (
     Hit,
     Reranker,
     SearchMode,
+    Storage,
     Translator,
 )
 
@@ -141,15 +142,19 @@ class Rosetta:
         glob: str | None = None,
         prune: bool = False,
         progress: IngestProgress | None = None,
+        storage: Storage | None = None,
     ) -> IngestReport:
         """Ingest files, directories, URLs and Connector objects (e.g. a LlamaIndex reader wrapped by
         ``connectors.llamaindex_connector``) into ``collection``; bad sources are reported, not raised.
 
         ``prune`` only touches documents under the given paths and URLs, never a Connector object's.
+        ``storage`` (None: ``ingest.storage``) is how a new collection's dense index holds the vectors; an
+        existing collection created with another one is refused (SchemaMismatch).
         """
         name = check_collection_name(collection or self.config.collection)
         encoder = self.encoder(name)
-        stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
+        stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim,
+                                              storage or self.config.ingest.storage)
         targets = [ingest_target(path, glob, self.config.ingest.max_bytes) for path in paths]
         return run_ingest(self.pipeline(stored, progress), targets, prune=prune)
 
