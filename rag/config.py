@@ -154,10 +154,12 @@ class RetrievalConfig:
     # Fuse dense + sparse inside Postgres in one statement instead of two queries and rrf() in Python;
     # only for the two-leg case (translation legs are fused in Python). See evals/bench_query_pipeline.py.
     fuse_in_sql: bool = False
-    ef_search: int = 100
+    # hnsw.ef_search of the index scans; None: the value tuned for the collection's storage (EF_SEARCH in
+    # rag/store/storage.py, recall@10 >= 0.97 at 100k chunks; README, "Query latency and ANN storage").
+    ef_search: int | None = None
     # bit+rescore collections: the HNSW index over sign bits returns ``rescore_factor`` x k candidates by
     # Hamming distance and the full vectors pick the k nearest among them (evals/bench_query.py).
-    rescore_factor: int = 16
+    rescore_factor: int = 8
     # Language-neutral dense scoring (rag/centering.py): each language's mean vector, shrunk toward the
     # collection's by ``language_prior`` pseudo-chunks, is taken out of its chunks, and
     # ``query_language_weight`` times the question language's mean out of the question; chunks are
@@ -183,7 +185,7 @@ class RetrievalConfig:
 
     def __post_init__(self) -> None:
         for name in ("k", "k_dense", "k_sparse", "ef_search", "rerank_candidates", "rescore_factor"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"retrieval.{name} must be >= 1, got {getattr(self, name)}")
         if self.rrf_k < 0 or self.translate_languages < 0:
             raise ConfigError(f"retrieval.rrf_k and translate_languages must be >= 0, got {self.rrf_k}, "

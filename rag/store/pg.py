@@ -44,7 +44,14 @@ from rag.store.sql import (
     row_to_hit,
     search_statement,
 )
-from rag.store.storage import DEFAULT_STORAGE, candidates, scan_ef, storage_mismatch
+from rag.store.storage import (
+    DEFAULT_STORAGE,
+    SPARSE_EF_SEARCH,
+    candidates,
+    ef_search_for,
+    scan_ef,
+    storage_mismatch,
+)
 from rag.types import (
     Chunk,
     Collection,
@@ -224,7 +231,7 @@ class PgStore:
                                 int(counts[1]), languages, doc_languages, collection.storage)
 
     def dense_search(self, collection: Collection, query: np.ndarray, k: int, where: Filter | None = None,
-                     ef_search: int = 100, rescore_factor: int = 16) -> list[Hit]:
+                     ef_search: int | None = None, rescore_factor: int = 8) -> list[Hit]:
         """The ``k`` chunks nearest to ``query`` by cosine distance (HNSW over the collection's storage, the
         candidates ordered exactly), as Hits of leg ``dense``."""
         if query.shape != (collection.dim,):
@@ -232,8 +239,8 @@ class PgStore:
                                  f"stores {collection.dim}-d vectors")
         statement, params = search_statement(DENSE_SEARCH, self.schema, collection, collection.dim, where)
         pool = candidates(collection.storage, k, rescore_factor)
-        rows = self._search(statement, {**params, "query": query, "k": k, "pool": pool}, where,
-                            scan_ef(collection.storage, ef_search, pool), collection.storage)
+        ef = scan_ef(collection.storage, ef_search_for(collection.storage, ef_search), pool)
+        rows = self._search(statement, {**params, "query": query, "k": k, "pool": pool}, where, ef, collection.storage)
         return [row_to_hit(row, collection, "dense", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
 
     def exact_dense_search(self, collection: Collection, query: np.ndarray, k: int,
@@ -266,8 +273,9 @@ class PgStore:
         return wanted
 
     def neutral_dense_search(self, collection: Collection, question: np.ndarray, language: str | None,
-                             centering: Centering, k: int, where: Filter | None = None, ef_search: int = 100,
-                             exact_below: int = 1000, rescore_factor: int = 16) -> list[Hit]:
+                             centering: Centering, k: int, where: Filter | None = None,
+                             ef_search: int | None = None, exact_below: int = 1000, rescore_factor: int = 8
+                             ) -> list[Hit]:
         """Up to ``k`` chunks per language, ordered within it by cosine and interleaved by centred cosine
         (leg ``dense``; rag/store/neutral.py). Languages with fewer than ``exact_below`` chunks are scanned
         exactly, the others through the collection's HNSW index (iteratively, as rows are filtered)."""
@@ -282,12 +290,12 @@ class PgStore:
         # Each language's leg is an iteratively filtered HNSW scan, and a language other than the question's
         # lies away from where the graph search starts: with ef_search 100 such scans found half of the true
         # k nearest at 10k chunks, with 8k (400) all of them, and faster (evals/bench_query_neutral.py).
-        ef = scan_ef(collection.storage, max(ef_search, LEG_EF_PER_ROW * k), pool)
+        ef = scan_ef(collection.storage, max(ef_search_for(collection.storage, ef_search), LEG_EF_PER_ROW * k), pool)
         rows = self._search(statement, {**params, "pool": pool}, True, ef, collection.storage)
         return interleaved(collection, centering, query, question, rows)
 
     def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
-                      ef_search: int = 100, leg: str = "sparse") -> list[Hit]:
+                      ef_search: int | None = None, leg: str = "sparse") -> list[Hit]:
         """The ``k`` chunks with the largest inner product with ``query``, as Hits of leg ``leg``."""
         if query.dim != collection.sparse_dim:
             raise SchemaMismatch(f"sparse query has {query.dim} dimensions; collection {collection.name!r} "
@@ -295,7 +303,8 @@ class PgStore:
         if not query.weights:
             return []
         statement, params = search_statement(SPARSE_SEARCH, self.schema, collection, collection.sparse_dim, where)
-        rows = self._search(statement, {**params, "query": to_pg(query), "k": k}, where, ef_search)
+        rows = self._search(statement, {**params, "query": to_pg(query), "k": k}, where,
+                            SPARSE_EF_SEARCH if ef_search is None else ef_search)
         # The index also returns chunks sharing no term (inner product 0) once the matches run out.
         matching = [row for row in rows if float(row[10]) < 0]
         return [row_to_hit(row, collection, leg, rank, -float(row[10])) for rank, row in enumerate(matching, 1)]
@@ -310,7 +319,7 @@ class PgStore:
                    "dense_weight": float(fusion.dense_weight), "sparse_weight": float(fusion.sparse_weight),
                    "language": language, "cross_language_weight": float(fusion.cross_language_sparse_weight)}
         # One ef_search serves both legs' index scans; sign bits need theirs raised to the candidate pool.
-        ef = scan_ef(collection.storage, fusion.ef_search, pool)
+        ef = scan_ef(collection.storage, ef_search_for(collection.storage, fusion.ef_search), pool)
         return [fused_row_to_hit(row, collection) for row in self._search(statement, params, where, ef,
                                                                           collection.storage)]
 

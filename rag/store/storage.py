@@ -19,6 +19,11 @@ from rag.types import Storage
 DEFAULT_STORAGE = Storage.VECTOR
 # pgvector refuses hnsw.ef_search above 1000; a larger candidate pool comes from its iterative scan.
 MAX_EF_SEARCH = 1000
+# hnsw.ef_search per storage when retrieval.ef_search is not set: the smallest of the swept values (40, 100,
+# 200, 400) whose recall@10 reached 0.97 at 100k chunks (halfvec's rounding needs the wider search), but
+# at least 100 (evals/bench_query.py, README "Query latency and ANN storage"). The sparse index uses 100.
+EF_SEARCH = {Storage.VECTOR: 100, Storage.HALFVEC: 400, Storage.BIT_RESCORE: 100}
+SPARSE_EF_SEARCH = 100
 
 # The key of a collection's (or one language's) dense HNSW index over the untyped ``dense`` column.
 _INDEX_KEYS = {
@@ -48,6 +53,11 @@ def candidates(storage: Storage, k: int, rescore_factor: int) -> int:
     """How many rows the index scan returns for ``k`` results: ``rescore_factor`` x k for sign bits (their
     Hamming distances tie often and rank coarsely), else k."""
     return k * rescore_factor if storage is Storage.BIT_RESCORE else k
+
+
+def ef_search_for(storage: Storage, ef_search: int | None) -> int:
+    """``ef_search``, or the value tuned for ``storage`` when it is None."""
+    return EF_SEARCH[storage] if ef_search is None else ef_search
 
 
 def scan_ef(storage: Storage, ef_search: int, pool: int) -> int:
