@@ -34,6 +34,7 @@ from rag.store.sql import (
     HYBRID_SEARCH,
     LANGUAGE_STATS,
     NEIGHBOURS,
+    SET_CUSTOM_PLAN,
     SET_EF_SEARCH,
     SET_ITERATIVE_SCAN,
     SPARSE_SEARCH,
@@ -282,16 +283,17 @@ class PgStore:
         if question.shape != (collection.dim,):
             raise SchemaMismatch(f"query vector has shape {question.shape}; collection {collection.name!r} "
                                  f"stores {collection.dim}-d vectors")
-        legs = language_legs(self.schema, collection, question, language, centering, k, where, exact_below)
+        legs = language_legs(self.schema, collection, question, language, centering, k, where, exact_below,
+                             rescore_factor)
         if legs is None:
             return []
         statement, params, query = legs
-        pool = candidates(collection.storage, k, rescore_factor)
+        pool = int(params["pool"])
         # Each language's leg is an iteratively filtered HNSW scan, and a language other than the question's
         # lies away from where the graph search starts: with ef_search 100 such scans found half of the true
         # k nearest at 10k chunks, with 8k (400) all of them, and faster (evals/bench_query_neutral.py).
         ef = scan_ef(collection.storage, max(ef_search_for(collection.storage, ef_search), LEG_EF_PER_ROW * k), pool)
-        rows = self._search(statement, {**params, "pool": pool}, True, ef, collection.storage)
+        rows = self._search(statement, params, True, ef, collection.storage)
         return interleaved(collection, centering, query, question, rows)
 
     def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
@@ -329,6 +331,7 @@ class PgStore:
         sign-bit scan's candidate pool may exceed ef_search."""
         with errors("search"), self.pool.connection() as conn, conn.transaction():
             conn.execute(SET_EF_SEARCH, {"ef": str(int(ef_search))})
+            conn.execute(SET_CUSTOM_PLAN)
             iterate = filtered is True or (isinstance(filtered, Filter) and not filtered.is_empty())
             if iterate or storage is Storage.BIT_RESCORE:
                 conn.execute(SET_ITERATIVE_SCAN)
