@@ -34,7 +34,6 @@ from rag.store.sql import (
     HYBRID_SEARCH,
     LANGUAGE_STATS,
     NEIGHBOURS,
-    SET_CUSTOM_PLAN,
     SET_EF_SEARCH,
     SET_ITERATIVE_SCAN,
     SPARSE_SEARCH,
@@ -331,7 +330,6 @@ class PgStore:
         sign-bit scan's candidate pool may exceed ef_search."""
         with errors("search"), self.pool.connection() as conn, conn.transaction():
             conn.execute(SET_EF_SEARCH, {"ef": str(int(ef_search))})
-            conn.execute(SET_CUSTOM_PLAN)
             iterate = filtered is True or (isinstance(filtered, Filter) and not filtered.is_empty())
             if iterate or storage is Storage.BIT_RESCORE:
                 conn.execute(SET_ITERATIVE_SCAN)

@@ -101,10 +101,6 @@ LANGUAGE_LEG = """
 """
 EXACT_ORDER = "c.dense <=> %(plain)s::vector"
 SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
-# The LIMITs (k, the candidate pool) are parameters: a generic plan, which Postgres may switch a prepared
-# statement to after five runs, cannot see them and may prefer scanning and sorting the whole collection
-# (bench_query part 4 saw 1.2 s instead of ~20 ms at 100k x 1024-d for some ef_search values).
-SET_CUSTOM_PLAN = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
 # With filters, keep scanning the graph until k rows pass them (pgvector >= 0.8).
 SET_ITERATIVE_SCAN = "SELECT set_config('hnsw.iterative_scan', 'strict_order', true)"
 TERM_FREQUENCIES = """

@@ -14,17 +14,19 @@ from psycopg import sql
 
 from rag.types import Storage
 
-# What a new collection gets when nothing asks for another: at recall@10 >= 0.97 over 100k chunks it was as
-# fast as the fastest option (1024-d: p50 9.7 ms against halfvec 8.7 and vector 23.9; 384-d: 9.8 against
-# vector 9.3 at the same ef_search), with the smallest index (1/16 of vector's at 384-d, 1/19 at 1024-d)
+# What a new collection gets when nothing asks for another: at the settings below (each reaching recall@10
+# 0.97 at 100k chunks) it was the fastest (p50 7.0 ms against halfvec 13.0 and vector 11.7 at 384-d; 10.2
+# against 27.5 and 48.2 at 1024-d), with the smallest index (1/6 of vector's at 384-d, 1/19 at 1024-d)
 # and the quickest build (evals/bench_query.py part 4; README, "Query latency and ANN storage").
 DEFAULT_STORAGE = Storage.BIT_RESCORE
 # pgvector refuses hnsw.ef_search above 1000; a larger candidate pool comes from its iterative scan.
 MAX_EF_SEARCH = 1000
-# hnsw.ef_search per storage when retrieval.ef_search is not set: the smallest of the swept values (40, 100,
-# 200, 400) whose recall@10 reached 0.97 at 100k chunks (halfvec's rounding needs the wider search), but
-# at least 100 (evals/bench_query.py, README "Query latency and ANN storage"). The sparse index uses 100.
-EF_SEARCH = {Storage.VECTOR: 100, Storage.HALFVEC: 400, Storage.BIT_RESCORE: 100}
+# hnsw.ef_search per storage when retrieval.ef_search is not set: of the swept values (40, 100, 200, 400),
+# the one whose recall@10 reached 0.97 at 100k chunks, 384-d and 1024-d, in two builds each (halfvec: 0.9695
+# in one), through the index: at 1024-d the planner chose a full scan instead for vector at 100 and halfvec
+# at 400 (recall 1.0 at p50 1.2 s). bit+rescore's is raised to its candidate pool. evals/bench_query.py part
+# 4, README "Query latency and ANN storage". The sparse index uses 100.
+EF_SEARCH = {Storage.VECTOR: 200, Storage.HALFVEC: 200, Storage.BIT_RESCORE: 100}
 SPARSE_EF_SEARCH = 100
 
 # The key of a collection's (or one language's) dense HNSW index over the untyped ``dense`` column.
