@@ -119,7 +119,8 @@ def _build_hnsw(rosetta: Rosetta) -> float:
     started = time.perf_counter()
     with psycopg.connect(rosetta.database.url, autocommit=True) as conn:
         conn.execute(_BUILD_SETTINGS)
-        create_collection_indexes(conn, rosetta.store.schema, stored.id, stored.dim, stored.sparse_dim)
+        create_collection_indexes(conn, rosetta.store.schema, stored.id, stored.dim, stored.sparse_dim,
+                                  stored.storage)
     return time.perf_counter() - started
 
 

@@ -1,8 +1,9 @@
 """Query benchmark: HNSW storage variants at scale, then Rosetta's search latency end to end.
 
     python -m evals.bench_query [--sizes 10000,100000] [--dim 384] [--queries 200] [--ef-search 40]
-                                [--bq-candidates 40] [--json] [--out DIR] [--data demo/manuals]
-                                [--neutral-sizes 10000,100000]
+                                [--bq-candidates 40] [--out DIR] [--data demo/manuals]
+                                [--neutral-sizes 10000,100000] [--storage-sizes 10000,100000]
+                                [--no-pipeline]
 
 Part 1 (ANN storage) loads N synthetic embeddings (a seeded mixture of clusters around one shared
 direction, see ``synthetic``) into one ``vector(dim)`` column of a fresh embedded Postgres and builds,
@@ -30,14 +31,20 @@ per-language offsets (five languages, shares 40/25/20/10/5 %) into Rosetta's own
 computed exactly in numpy over all chunks: recall@10 and latency, through HNSW only and with small
 languages scanned exactly, beside the plain HNSW leg.
 
-Part 1 lives in bench_query_ann.py, part 2 in bench_query_pipeline.py, part 3 in bench_query_neutral.py;
-this module runs them and reports.
+Part 4 (dense storage options, bench_query_storage.py) loads N synthetic embeddings into Rosetta's own
+tables once and, for each storage option (``vector``, ``halfvec``, ``bit+rescore``), rebuilds the
+collection's dense indexes (timed) and runs ``PgStore.dense_search`` over a sweep of ef_search
+(vector, halfvec) or rescoring factors (bit+rescore): recall@10 against exact, p50/p95, bytes per chunk;
+``tuned`` picks per option the fastest setting reaching recall@10 0.97.
+
+Part 1 lives in bench_query_ann.py, part 2 in bench_query_pipeline.py, part 3 in bench_query_neutral.py,
+part 4 in bench_query_storage.py; this module runs them and reports (``--sizes ''``, ``--neutral-sizes ''``,
+``--storage-sizes ''`` and ``--no-pipeline`` skip parts).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -48,15 +55,20 @@ from evals.bench_query_ann import ANN_SCHEMA, AnnRun, K, measure_size
 from evals.bench_query_neutral import NeutralRun
 from evals.bench_query_neutral import measure as measure_neutral
 from evals.bench_query_pipeline import measure_pipeline
+from evals.bench_query_storage import StorageRun, tuned
+from evals.bench_query_storage import measure as measure_storage
+from evals.report import publish_bench
 from rag.config import Config, DbConfig, EncoderKind, ModelConfig
 from rag.store.database import start_embedded
 
 
 def as_json(runs: Sequence[AnnRun], pipeline: dict[str, Any] | None,
-            neutral: Sequence[NeutralRun] = ()) -> dict[str, Any]:
-    """The benchmark's JSON object: ``{"runs": [...], "pipeline": {...}, "neutral": [...]}``."""
+            neutral: Sequence[NeutralRun] = (), storage: Sequence[StorageRun] = ()) -> dict[str, Any]:
+    """The benchmark's JSON object: ``{"runs": [...], "pipeline": {...}, "neutral": [...], "storage": [...],
+    "tuned": [...]}``."""
     return {"runs": [run.as_json() for run in runs], "pipeline": pipeline,
-            "neutral": [run.as_json() for run in neutral]}
+            "neutral": [run.as_json() for run in neutral], "storage": [run.as_json() for run in storage],
+            "tuned": tuned(list(storage))}
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -67,24 +79,35 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines)
 
 
-def print_report(result: dict[str, Any], heading: str) -> None:
-    """Print part 1's table under ``heading``, then part 2's."""
+def report_table(result: dict[str, Any], heading: str) -> str:
+    """The parts' tables as text, part 1's under ``heading``."""
+    lines: list[str] = []
+    if result["runs"]:
+        lines += [heading, format_table(result["runs"])]
     pipeline = result["pipeline"]
-    print(heading)
-    print(format_table(result["runs"]))
-    print(f"\nPipeline ({pipeline['chunks']} chunks, {pipeline['questions']} questions, encoder "
-          f"{pipeline['encoder']}; raw query encoding p50 {pipeline['encode_p50_ms']} ms, "
-          f"p95 {pipeline['encode_p95_ms']} ms)")
-    print(format_table(pipeline["runs"]))
+    if pipeline is not None:
+        lines += [(f"\nPipeline ({pipeline['chunks']} chunks, {pipeline['questions']} questions, encoder "
+                   f"{pipeline['encoder']}; raw query encoding p50 {pipeline['encode_p50_ms']} ms, "
+                   f"p95 {pipeline['encode_p95_ms']} ms)"), format_table(pipeline["runs"])]
     if result["neutral"]:
-        print("\nLanguage-neutral dense leg (5 languages, k 10; recall@10 against exact neutral scoring)")
-        print(format_table(result["neutral"]))
+        lines += ["\nLanguage-neutral dense leg (5 languages, k 10; recall@10 against exact neutral scoring)",
+                  format_table(result["neutral"])]
+    if result.get("storage"):
+        lines += ["\nDense storage options through PgStore.dense_search (k 10; recall@10 against exact)",
+                  format_table(result["storage"]),
+                  "\nFastest setting per option reaching recall@10 0.97",
+                  format_table([{"chunks": t["chunks"], "dim": t["dim"], "storage": t["storage"],
+                                 **{key: (t["run"] or {}).get(key) for key in
+                                    ("ef_search", "rescore_factor", "recall@10", "p50_ms", "p95_ms",
+                                     "bytes_per_chunk", "build_s")}} for t in result["tuned"]])]
+    return "\n".join(lines)
 
 
-def run(sizes: Sequence[int], dim: int, n_queries: int, ef_search: int, candidates: int, data: Path,
-        as_json_output: bool = False, out: Path | None = None, neutral_sizes: Sequence[int] = ()
+def run(sizes: Sequence[int], dim: int, n_queries: int, ef_search: int, candidates: int, data: Path | None,
+        out: Path | None = None, neutral_sizes: Sequence[int] = (), storage_sizes: Sequence[int] = ()
         ) -> dict[str, Any]:
-    """The parts in a fresh embedded Postgres; print tables (or JSON) and optionally write OUT/bench_query.json."""
+    """The parts in a fresh embedded Postgres (the pipeline unless ``data`` is None); print the tables and the
+    JSON, and with ``out`` write OUT/bench_query.json."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with tempfile.TemporaryDirectory(prefix="rosetta-bench-query-") as tmp:
         url, server = start_embedded(Path(tmp))
@@ -92,19 +115,15 @@ def run(sizes: Sequence[int], dim: int, n_queries: int, ef_search: int, candidat
             runs = [r for n in sizes for r in measure_size(url, ANN_SCHEMA, n, dim, n_queries, ef_search, candidates)]
             config = Config(db=DbConfig(data_dir=Path(tmp)), models=ModelConfig(encoder=EncoderKind.E5_SMALL),
                             collection="bench")
-            pipeline = measure_pipeline(config, data)
+            pipeline = measure_pipeline(config, data) if data is not None else None
             neutral = [r for n in neutral_sizes for r in measure_neutral(url, n, n_queries, dim, ef_search)]
+            storage = [r for n in storage_sizes for r in measure_storage(url, n, n_queries, dim)]
         finally:
             server.cleanup()
-    result = as_json(runs, pipeline, neutral)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench_query.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    if as_json_output:
-        print(json.dumps(result))
-    else:
-        print_report(result, f"ANN storage (dim {dim}, {n_queries} queries, ef_search {ef_search}, k {K}, "
-                             f"binary re-ranks {candidates} candidates)")
+    result = as_json(runs, pipeline, neutral, storage)
+    heading = (f"ANN storage (dim {dim}, {n_queries} queries, ef_search {ef_search}, k {K}, "
+               f"binary re-ranks {candidates} candidates)")
+    publish_bench(report_table(result, heading), result, out, "bench_query")
     return result
 
 
@@ -118,14 +137,19 @@ def main() -> None:
     parser.add_argument("--bq-candidates", type=int, default=4 * K,
                         help="Hamming candidates the binary variant re-ranks exactly (default 4k = 40)")
     parser.add_argument("--data", type=Path, default=Path("demo/manuals"), help="corpus for the pipeline part")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--out", type=Path, help="also write OUT/bench_query.json")
     parser.add_argument("--neutral-sizes", default="10000,100000",
                         help="chunk counts for the language-neutral part ('' skips it)")
+    parser.add_argument("--storage-sizes", default="10000,100000",
+                        help="chunk counts for the dense storage options part ('' skips it)")
+    parser.add_argument("--pipeline", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the pipeline part (--no-pipeline skips it)")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
     neutral = [int(size) for size in args.neutral_sizes.split(",") if size.strip()]
-    run(sizes, args.dim, args.queries, args.ef_search, args.bq_candidates, args.data, args.json, args.out, neutral)
+    storage = [int(size) for size in args.storage_sizes.split(",") if size.strip()]
+    run(sizes, args.dim, args.queries, args.ef_search, args.bq_candidates, args.data if args.pipeline else None,
+        args.out, neutral, storage)
 
 
 if __name__ == "__main__":

@@ -73,8 +73,9 @@ def multilingual(n: int, n_queries: int, dim: int, seed: int = 0) -> tuple[Vecto
     return shifted(docs, doc_languages), doc_languages, shifted(queries, query_languages), query_languages
 
 
-def load(store: PgStore, vectors: Vectors, languages: list[str]) -> Collection:
-    """One collection of ``vectors`` (documents of PER_DOCUMENT chunks), HNSW built after the load."""
+def load(store: PgStore, vectors: Vectors, languages: list[str], indexes: bool = True) -> Collection:
+    """One collection of ``vectors`` (documents of PER_DOCUMENT chunks), HNSW built after the load (unless
+    ``indexes`` is false)."""
     collection = store.ensure_collection("neutral", "synthetic", vectors.shape[1], LEXICAL_DIM)
     with store.pool.connection() as conn:
         for name in collection_index_names(collection.id):
@@ -84,9 +85,12 @@ def load(store: PgStore, vectors: Vectors, languages: list[str]) -> Collection:
         uri = f"synthetic://{start}"
         chunks = [Chunk(f"c{i}", uri, i - start, "x", 0, 1, languages[i]) for i in rows]
         store.replace_document(collection, Document(uri, "x"), str(start), chunks, [Encoding(vectors[i]) for i in rows])
+    if not indexes:
+        return collection
     with store.pool.connection() as conn:
         conn.execute("SET maintenance_work_mem = '2GB'")
-        create_collection_indexes(conn, store.schema, collection.id, vectors.shape[1], LEXICAL_DIM)
+        create_collection_indexes(conn, store.schema, collection.id, vectors.shape[1], LEXICAL_DIM,
+                                  collection.storage)
     store.ensure_language_indexes(collection, EXACT_BELOW)
     with store.pool.connection() as conn:
         conn.execute(f"ANALYZE {store.schema}.chunks")

@@ -58,6 +58,7 @@ from rag.types import (
     SearchMode,
     Section,
     SparseVector,
+    Storage,
     Translator,
 )
 
@@ -112,6 +113,7 @@ __all__ = [
     "SparseVector",
     "Status",
     "Step",
+    "Storage",
     "StoreError",
     "ToolCall",
     "ToolSpec",

@@ -18,7 +18,7 @@ from typing import TypeVar
 import platformdirs
 
 from rag.errors import ConfigError
-from rag.types import SearchMode
+from rag.types import SearchMode, Storage
 
 _E = TypeVar("_E", bound=Enum)
 
@@ -115,6 +115,10 @@ class IngestConfig:
     # Encode each chunk under its heading path ("Política de garantía › Cobertura"), so a chunk deep in a
     # section still carries what the section is about; the stored text stays the document's own.
     heading_context: bool = True
+    # How a new collection's dense index holds the vectors (``vector``, ``halfvec``, ``bit+rescore``;
+    # rag/store/storage.py). None: DEFAULT_STORAGE for a new collection, and an existing one keeps its own;
+    # a value that differs from an existing collection's is refused.
+    storage: Storage | None = None
 
     def __post_init__(self) -> None:
         if not 16 <= self.max_tokens <= 8192:
@@ -160,7 +164,12 @@ class RetrievalConfig:
     # Fuse dense + sparse inside Postgres in one statement instead of two queries and rrf() in Python;
     # only for the two-leg case (translation legs are fused in Python). See evals/bench_query_pipeline.py.
     fuse_in_sql: bool = False
-    ef_search: int = 100
+    # hnsw.ef_search of the index scans; None: the value tuned for the collection's storage (EF_SEARCH in
+    # rag/store/storage.py, recall@10 >= 0.97 at 100k chunks; README, "Query latency and ANN storage").
+    ef_search: int | None = None
+    # bit+rescore collections: the HNSW index over sign bits returns ``rescore_factor`` x k candidates by
+    # Hamming distance and the full vectors pick the k nearest among them (evals/bench_query.py).
+    rescore_factor: int = 8
     # Language-neutral dense scoring (rag/centering.py): each language's mean vector, shrunk toward the
     # collection's by ``language_prior`` pseudo-chunks, is taken out of its chunks, and
     # ``query_language_weight`` times the question language's mean out of the question; chunks are
@@ -185,8 +194,8 @@ class RetrievalConfig:
     cohere_base_url: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("k", "k_dense", "k_sparse", "ef_search", "rerank_candidates"):
-            if getattr(self, name) < 1:
+        for name in ("k", "k_dense", "k_sparse", "ef_search", "rerank_candidates", "rescore_factor"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"retrieval.{name} must be >= 1, got {getattr(self, name)}")
         if self.rrf_k < 0 or self.translate_languages < 0:
             raise ConfigError(f"retrieval.rrf_k and translate_languages must be >= 0, got {self.rrf_k}, "
@@ -409,6 +418,11 @@ def parse_runtime(text: str) -> Runtime:
     return _parse_enum(Runtime, text, "runtime")
 
 
+def parse_storage(text: str) -> Storage:
+    """Parse a dense storage: ``vector``, ``halfvec`` or ``bit+rescore``."""
+    return _parse_enum(Storage, text, "storage")
+
+
 # Environment variable -> (section, field). Values are parsed by the field's type.
 _ENV = {
     "ROSETTA_DATABASE_URL": ("db", "url"),
@@ -423,6 +437,7 @@ _ENV = {
     "ROSETTA_COLLECTION": ("", "collection"),
     "ROSETTA_MAX_TOKENS": ("ingest", "max_tokens"),
     "ROSETTA_MAX_BYTES": ("ingest", "max_bytes"),
+    "ROSETTA_STORAGE": ("ingest", "storage"),
     "ROSETTA_RERANKER": ("retrieval", "reranker"),
     "ROSETTA_RERANKER_MODEL": ("retrieval", "reranker_model"),
     "ROSETTA_SEARCH_MODE": ("retrieval", "mode"),
@@ -464,7 +479,7 @@ def _parse_list(value: object) -> tuple[str, ...]:
 _ENUMS: dict[str, Callable[[str], Enum | str]] = {
     "EncoderKind | str": parse_encoder, "RerankerKind | str": parse_reranker,
     "SearchMode": parse_mode, "GeneratorKind | str": parse_generator,
-    "Precision": parse_precision, "Runtime": parse_runtime,
+    "Precision": parse_precision, "Runtime": parse_runtime, "Storage": parse_storage,
 }
 
 

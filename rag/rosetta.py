@@ -47,6 +47,7 @@ from rag.types import (
     Hit,
     Reranker,
     SearchMode,
+    Storage,
     Translator,
 )
 
@@ -155,6 +156,7 @@ class Rosetta:
         prune: bool = False,
         progress: IngestProgress | None = None,
         connector: str | None = None,
+        storage: Storage | None = None,
     ) -> IngestReport:
         """Ingest files, directories, URLs and Connector objects (e.g. a LlamaIndex reader wrapped by
         ``connectors.llamaindex_connector``) into ``collection``; bad sources are reported, not raised.
@@ -162,10 +164,13 @@ class Rosetta:
         ``connector`` names a connector plugin that reads the given paths instead of the built-in routing
         (files, or web for http(s) URLs). ``prune`` only touches documents under the given paths and URLs,
         never a Connector object's or a plugin's.
+        ``storage`` (None: ``ingest.storage``) is how a new collection's dense index holds the vectors; an
+        existing collection created with another one is refused (SchemaMismatch).
         """
         name = check_collection_name(collection or self.config.collection)
         encoder = self.encoder(name)
-        stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
+        stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim,
+                                              storage or self.config.ingest.storage)
         targets = self._targets(paths, glob, connector)
         return run_ingest(self.pipeline(stored, progress), targets, prune=prune)
 

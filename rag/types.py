@@ -211,15 +211,26 @@ class Connector(Protocol):
         ...
 
 
+class Storage(Enum):
+    """How a collection's HNSW index holds the dense vectors (the table always keeps them in full): as they
+    are, as 16-bit floats, or as sign bits whose Hamming candidates are rescored on the full vectors."""
+
+    VECTOR = "vector"
+    HALFVEC = "halfvec"
+    BIT_RESCORE = "bit+rescore"
+
+
 @dataclass(frozen=True, slots=True)
 class Collection:
-    """A named set of documents, bound to the encoder (and its dimensions) that built it."""
+    """A named set of documents, bound to the encoder (and its dimensions) that built it and the storage
+    its dense index was created with."""
 
     id: int
     name: str
     encoder: str
     dim: int
     sparse_dim: int
+    storage: Storage = Storage.VECTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +244,7 @@ class CollectionStatus:
     chunks: int
     languages: Mapping[str, int]
     document_languages: Mapping[str, int]
+    storage: Storage = Storage.VECTOR
 
 
 @dataclass(frozen=True, slots=True)

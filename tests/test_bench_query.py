@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from evals.bench_query import as_json, format_table, print_report
+from evals.bench_query import as_json, format_table, report_table
 from evals.bench_query_ann import (
     AnnRun,
     Storage,
@@ -24,6 +24,7 @@ from evals.bench_query_ann import (
 )
 from evals.bench_query_pipeline import QUESTIONS, measure_pipeline
 from rag.config import Config
+from rag.types import Storage as DenseStorage
 from tests.conftest import DEMO
 from tests.fakes import HashEncoder
 
@@ -98,8 +99,8 @@ def test_bytes_per_chunk_shrink_from_vector_to_halfvec_to_bit(runs: list[AnnRun]
 
 def test_json_has_the_documented_shape(runs: list[AnnRun]) -> None:
     result = json.loads(json.dumps(as_json(runs, {"chunks": 1})))
-    assert set(result) == {"runs", "pipeline", "neutral"} and result["pipeline"] == {"chunks": 1}
-    assert result["neutral"] == []
+    assert set(result) == {"runs", "pipeline", "neutral", "storage", "tuned"} and result["pipeline"] == {"chunks": 1}
+    assert result["neutral"] == result["storage"] == result["tuned"] == []
     keys = {"chunks", "storage", "p50_ms", "p95_ms", "recall@10", "bytes_per_chunk"}
     assert all(keys <= set(run) for run in result["runs"])
     assert [run["storage"] for run in result["runs"]] == ["vector", "halfvec", "bit"]
@@ -123,11 +124,10 @@ def test_questions_cover_five_languages_without_repeats() -> None:
     assert len(QUESTIONS) == len(set(QUESTIONS)) == 30
 
 
-def test_report_prints_both_tables(runs: list[AnnRun], capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_shows_both_tables(runs: list[AnnRun]) -> None:
     pipeline = {"chunks": 7, "questions": 1, "encoder": "hash-fake", "encode_p50_ms": 1.0, "encode_p95_ms": 2.0,
                 "runs": [{"mode": "dense", "cache": "cold", "p50_ms": 1.5, "p95_ms": 2.5}]}
-    print_report(as_json(runs, pipeline), "ANN")
-    lines = capsys.readouterr().out.splitlines()
+    lines = report_table(as_json(runs, pipeline), "ANN").splitlines()
     assert lines[0] == "ANN" and [line.split()[1] for line in lines[2:5]] == ["vector", "halfvec", "bit"]
     assert lines[6].startswith("Pipeline (7 chunks, 1 questions, encoder hash-fake")
     assert lines[8].split() == ["dense", "cold", "1.5", "2.5"]
@@ -148,3 +148,30 @@ def test_the_language_neutral_leg_finds_what_exact_neutral_scoring_finds(pg_url:
     assert all(run.recall_at_10 >= 0.97 and 0 < run.p50_ms <= run.p95_ms for run in runs)
     assert set(runs[0].as_json()) == {"chunks", "scan", "recall@10", "p50_ms", "p95_ms", "plain_p50_ms",
                                       "plain_p95_ms"}
+
+
+def test_the_storage_part_sweeps_each_option_through_the_store(pg_url: str) -> None:
+    from evals.bench_query_storage import measure as measure_storage
+
+    runs = measure_storage(pg_url, 1200, 10, 32, ef_sweep=(40, 400), factor_sweep=(4, 64))
+    assert [(r.storage, r.ef_search, r.rescore_factor) for r in runs] == [
+        (DenseStorage.VECTOR, 40, None), (DenseStorage.VECTOR, 400, None), (DenseStorage.HALFVEC, 40, None),
+        (DenseStorage.HALFVEC, 400, None), (DenseStorage.BIT_RESCORE, 100, 4), (DenseStorage.BIT_RESCORE, 100, 64)]
+    assert all(r.chunks == 1200 and r.dim == 32 and 0 <= r.recall_at_10 <= 1 and r.build_s > 0 for r in runs)
+    assert all(0 < r.p50_ms <= r.p95_ms for r in runs)
+    index = {r.storage: r.index_bytes_per_chunk for r in runs}
+    assert index[DenseStorage.VECTOR] > index[DenseStorage.HALFVEC] > index[DenseStorage.BIT_RESCORE] > 0
+    # Rescoring 640 candidates of 1,200 by the full vectors is nearly exact; 40 of them are not.
+    assert runs[5].recall_at_10 >= 0.95 and runs[5].recall_at_10 > runs[4].recall_at_10
+
+
+def test_tuned_picks_the_fastest_setting_that_reaches_the_recall_target() -> None:
+    from evals.bench_query_storage import StorageRun, tuned
+
+    def run(storage: DenseStorage, ef: int, recall: float, p50: float) -> StorageRun:
+        return StorageRun(100, 8, storage, ef, None, recall, p50, p50, 1.0, 1.0, 0.1)
+
+    runs = [run(DenseStorage.VECTOR, 40, 0.95, 1.0), run(DenseStorage.VECTOR, 100, 0.98, 3.0), run(DenseStorage.VECTOR, 200, 0.99, 2.0),
+            run(DenseStorage.HALFVEC, 40, 0.9, 1.0)]
+    assert tuned(runs) == [{"chunks": 100, "dim": 8, "storage": "vector", "run": runs[2].as_json()},
+                           {"chunks": 100, "dim": 8, "storage": "halfvec", "run": None}]

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from rag.cli.app import app
 from rag.config import Config
+from rag.store.storage import DEFAULT_STORAGE
 
 
 @pytest.fixture
@@ -31,8 +32,10 @@ def test_ingest_then_status_as_json(env: dict[str, str], demo_copy: Path) -> Non
 
     status = json.loads(runner.invoke(app, ["status", "--json"], env=env).stdout)
     (collection,) = status["collections"]
-    assert set(collection) == {"name", "documents", "chunks", "languages", "document_languages", "encoder", "dim"}
-    assert (collection["name"], collection["documents"], collection["encoder"]) == ("demo", 5, "e5-small")
+    assert set(collection) == {"name", "documents", "chunks", "languages", "document_languages", "encoder", "dim",
+                               "storage"}
+    assert (collection["name"], collection["documents"], collection["encoder"], collection["storage"]) == (
+        "demo", 5, "e5-small", DEFAULT_STORAGE.value)
     assert sum(collection["languages"].values()) == collection["chunks"] == report["chunks"]
     assert set(status["database"]) == {"url", "embedded", "server_version", "pgvector_version", "size_bytes"}
     assert status["database"]["pgvector_version"] >= "0.7"
@@ -53,6 +56,26 @@ def test_status_table_lists_languages(env: dict[str, str], demo_copy: Path) -> N
     result = runner.invoke(app, ["status"], env=env)
     assert result.exit_code == 0
     assert "jp" in result.stdout and "ja:" in result.stdout and "e5-small (384-d)" in result.stdout
+
+
+def test_storage_is_chosen_by_the_first_ingest_shown_by_status_and_another_refused(
+        env: dict[str, str], demo_copy: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["ingest", str(demo_copy / "ja"), "--collection", "jp", "--storage", "halfvec"], env=env)
+    assert first.exit_code == 0, first.output
+    assert runner.invoke(app, ["ingest", str(demo_copy / "ja"), "--collection", "jp"], env=env).exit_code == 0
+    table = runner.invoke(app, ["status"], env=env).stdout
+    assert [line.split("│")[-2].strip() for line in table.splitlines() if "jp" in line] == ["halfvec"]
+    other = runner.invoke(app, ["ingest", str(demo_copy / "ja"), "--collection", "jp", "--storage", "bit+rescore"],
+                          env=env)
+    assert other.exit_code == 2
+    assert other.stderr.strip() == (
+        "error: collection 'jp' stores its dense vectors as halfvec; it cannot be ingested into with storage "
+        "bit+rescore (a collection's storage is chosen when it is created). Drop --storage (ROSETTA_STORAGE, "
+        "ingest.storage) to use the collection's own, or choose another --collection")
+    unknown = runner.invoke(app, ["ingest", str(demo_copy / "ja"), "--storage", "int8"], env=env)
+    assert (unknown.exit_code, unknown.stderr.strip()) == (
+        2, "error: unknown storage 'int8'; choose one of: vector, halfvec, bit+rescore")
 
 
 def test_rag_errors_are_one_red_line_with_exit_code_2(env: dict[str, str], demo_copy: Path) -> None:

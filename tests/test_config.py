@@ -8,6 +8,7 @@ import pytest
 
 from rag.config import Config, DbConfig, EncoderKind, IngestConfig, load_config, parse_encoder
 from rag.errors import ConfigError
+from rag.types import Storage
 
 
 def test_defaults_without_environment_or_file(tmp_path: Path) -> None:
@@ -70,3 +71,14 @@ def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
 def test_non_integer_env_value() -> None:
     with pytest.raises(ConfigError, match="ingest.max_tokens must be an integer, got 'many'"):
         load_config(environ={"ROSETTA_MAX_TOKENS": "many"})
+
+
+def test_storage_comes_from_the_file_or_the_environment_and_is_unset_by_default(tmp_path: Path) -> None:
+    toml = tmp_path / "rosetta.toml"
+    toml.write_text('[ingest]\nstorage = "halfvec"\n')
+    assert load_config(environ={}).ingest.storage is None  # a new collection gets DEFAULT_STORAGE
+    assert load_config(environ={"ROSETTA_CONFIG": str(toml)}).ingest.storage is Storage.HALFVEC
+    env = {"ROSETTA_CONFIG": str(toml), "ROSETTA_STORAGE": "bit+rescore"}
+    assert load_config(environ=env).ingest.storage is Storage.BIT_RESCORE
+    with pytest.raises(ConfigError, match=r"^unknown storage 'int8'; choose one of: vector, halfvec, bit\+rescore$"):
+        load_config(environ={"ROSETTA_STORAGE": "int8"})

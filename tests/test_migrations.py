@@ -22,6 +22,7 @@ from rag.errors import SchemaMismatch
 from rag.ingest import IngestStatus
 from rag.rosetta import Rosetta
 from rag.store.schema import MIGRATIONS, create_collection_indexes, migrate
+from rag.types import Storage
 from tests.fakes import HashEncoder
 
 QUERIES = ("Luftfilter wechseln", "garantía de la batería", "air filter", "快速入门", "リリースノート")
@@ -66,7 +67,7 @@ def _copy_as_release(conn: psycopg.Connection[Any], source: str, target: str) ->
             sql.Literal(f"{target}.{table}"), sql.Identifier(target), sql.Identifier(table)))
     for collection_id, dim, sparse_dim in conn.execute(sql.SQL("SELECT id, dense_dim, sparse_dim FROM {}.collections")
                                                        .format(sql.Identifier(target))).fetchall():
-        create_collection_indexes(conn, target, collection_id, dim, sparse_dim)
+        create_collection_indexes(conn, target, collection_id, dim, sparse_dim, Storage.VECTOR)  # all releases had
 
 
 def _search(rosetta: Rosetta) -> list[list[tuple[str, float]]]:
@@ -77,7 +78,8 @@ def _search(rosetta: Rosetta) -> list[list[tuple[str, float]]]:
 @pytest.mark.parametrize("release", range(1, len(MIGRATIONS)))
 def test_an_upgrade_keeps_every_row_and_search_result(config: Config, demo_copy: Path, release: int) -> None:
     # Sentence vectors came with migration 3, so the clean ingest stores none, as a release before it did.
-    clean = replace(config, ingest=replace(config.ingest, sentence_vectors=False))
+    # Collections of every release before migration 5 indexed the vectors as they are (storage vector).
+    clean = replace(config, ingest=replace(config.ingest, sentence_vectors=False, storage=Storage.VECTOR))
     old = replace(clean, db=replace(clean.db, schema=f"{clean.db.schema}_v{release}"))
     with Rosetta.open(clean, encoder=HashEncoder()) as rosetta:
         rosetta.ingest([demo_copy], collection="manuals")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from rag.errors import ConfigError, StoreError
 from rag.rosetta import Rosetta
 from rag.search.fusion import rrf
 from rag.search.retriever import bm25_idf
-from rag.types import Chunk, Filter, Hit, LegScore, SearchMode
+from rag.types import Chunk, Filter, Hit, LegScore, SearchMode, Storage
 from tests.fakes import HashEncoder
+from tests.test_store import OPERATOR_CLASSES
 
 
 def _hit(chunk_id: str, leg: str = "dense", rank: int = 1) -> Hit:
@@ -104,16 +106,16 @@ def rosetta(config: Config, demo_copy: Path) -> Iterator[Rosetta]:
         yield opened
 
 
-@pytest.mark.parametrize(
-    ("question", "expected_file", "expected_heading"),
-    [
-        ("How often must the air filter be replaced?", "wartungshandbuch.md", "Luftfilter"),
-        ("How many years does the warranty last?", "garantia.md", "Cobertura"),
-        ("保証期間は何年ですか？", "garantia.md", "Cobertura"),
-        ("ファンの音はどのくらい大きいですか？", "faq.html", "How loud is it?"),
-        ("What does error code E22 mean?", "wartungshandbuch.md", "Fehlercodes"),
-    ],
-)
+DENSE_CASES = [
+    ("How often must the air filter be replaced?", "wartungshandbuch.md", "Luftfilter"),
+    ("How many years does the warranty last?", "garantia.md", "Cobertura"),
+    ("保証期間は何年ですか？", "garantia.md", "Cobertura"),
+    ("ファンの音はどのくらい大きいですか？", "faq.html", "How loud is it?"),
+    ("What does error code E22 mean?", "wartungshandbuch.md", "Fehlercodes"),
+]
+
+
+@pytest.mark.parametrize(("question", "expected_file", "expected_heading"), DENSE_CASES)
 def test_dense_search_finds_the_passage_in_another_language(rosetta: Rosetta, question: str,
                                                             expected_file: str, expected_heading: str) -> None:
     (hit,) = rosetta.search(question, k=1, mode=SearchMode.DENSE)
@@ -158,6 +160,10 @@ def test_modes_select_legs(rosetta: Rosetta) -> None:
 
 
 def test_filters_restrict_language_source_metadata_and_date(rosetta: Rosetta) -> None:
+    _check_filters(rosetta)
+
+
+def _check_filters(rosetta: Rosetta) -> None:
     def files(where: Filter) -> set[str]:
         return {Path(h.chunk.document_uri).name for h in rosetta.search("battery warranty filter", k=20, where=where)}
 
@@ -241,10 +247,16 @@ def test_custom_reranker_reorders_fused_candidates(config: Config, demo_copy: Pa
     assert [h.chunk.id for h in reranked] == [h.chunk.id for h in reversed(fused)][:3]
 
 
-@pytest.mark.parametrize("question", ["What does error code E22 mean?", "Luftfilter wechseln", "保証期間は何年ですか？",
-                                      "zzzz-no-such-term"])
+FUSION_QUESTIONS = ["What does error code E22 mean?", "Luftfilter wechseln", "保証期間は何年ですか？", "zzzz-no-such-term"]
+
+
+@pytest.mark.parametrize("question", FUSION_QUESTIONS)
 @pytest.mark.parametrize("cross", [0.0, 0.5])
 def test_fusion_in_sql_equals_rrf_in_python(rosetta: Rosetta, question: str, cross: float) -> None:
+    _check_fusion_in_sql(rosetta, question, cross)
+
+
+def _check_fusion_in_sql(rosetta: Rosetta, question: str, cross: float) -> None:
     rosetta.retriever().settings = RetrievalConfig(cross_language_sparse_weight=cross, language_neutral=False)
     python = rosetta.retriever().search(question, k=20, rerank=False)
     rosetta.retriever().settings = RetrievalConfig(fuse_in_sql=True, cross_language_sparse_weight=cross,
@@ -255,6 +267,26 @@ def test_fusion_in_sql_equals_rrf_in_python(rosetta: Rosetta, question: str, cro
         assert a.score == pytest.approx(b.score)
         assert [(leg.leg, leg.rank) for leg in a.legs] == [(leg.leg, leg.rank) for leg in b.legs]
         assert [leg.score for leg in a.legs] == pytest.approx([leg.score for leg in b.legs], rel=1e-5)
+
+
+@pytest.mark.parametrize("storage", list(Storage))
+def test_every_storage_passes_the_retrieval_checks(config: Config, demo_copy: Path, storage: Storage) -> None:
+    # Every language gets its own HNSW index (exact_scan_below 0), so the language-neutral legs walk the
+    # storage's indexes too, not only the plain leg and the fusion in SQL.
+    indexed = replace(config, retrieval=replace(config.retrieval, exact_scan_below=0))
+    with Rosetta.open(indexed) as rosetta:
+        rosetta.ingest([demo_copy], storage=storage)
+        assert [c.storage for c in rosetta.status().collections] == [storage]
+        with rosetta.database.pool.connection() as conn:
+            indexes = conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexdef LIKE %s",
+                                   (config.db.schema, f"%{OPERATOR_CLASSES[storage]}%")).fetchone()
+        assert indexes == (6,)  # the collection's and one per language (de, en, es, ja, zh)
+        for question, expected_file, expected_heading in DENSE_CASES:
+            (hit,) = rosetta.search(question, k=1, mode=SearchMode.DENSE)
+            assert (Path(hit.chunk.document_uri).name, hit.chunk.heading[-1]) == (expected_file, expected_heading)
+        _check_filters(rosetta)
+        for question in FUSION_QUESTIONS:
+            _check_fusion_in_sql(rosetta, question, 0.5)
 
 
 def test_sparse_leg_returns_only_chunks_sharing_a_term(rosetta: Rosetta) -> None:

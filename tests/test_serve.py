@@ -29,6 +29,7 @@ from rag.rosetta import Rosetta
 from rag.serve.app import status_of
 from rag.serve.jobs import UploadRejected, safe_name
 from rag.serve.shared import UnknownCollection
+from rag.store.storage import DEFAULT_STORAGE
 from rag.types import Filter
 from tests.llm_server import MODEL, LlmServer, closed_port_url, openai_completion, openai_stream, serve
 from tests.serving import COLLECTION, api, open_demo, serve_config
@@ -163,6 +164,7 @@ def test_models_collections_and_health(extractive: tuple[Rosetta, str]) -> None:
     collection = status["collections"][names.index(COLLECTION)]
     assert collection["documents"] == 5 and collection["encoder"] == "hash-fake"
     assert collection["document_languages"] == {"de": 1, "en": 1, "es": 1, "ja": 1, "zh": 1}
+    assert collection["storage"] == DEFAULT_STORAGE.value
     assert status["database"]["pgvector_version"] == httpx.get(f"{url}/healthz").json()["pgvector_version"]
 
 

@@ -31,7 +31,7 @@ from rag.cli.render import (
 )
 from rag.cli.render_answer import answer_json, answer_view
 from rag.cli.terminal import console
-from rag.config import Config, load_config, parse_mode
+from rag.config import Config, load_config, parse_mode, parse_storage
 from rag.errors import ConfigError, RagError, StoreError
 from rag.rosetta import Rosetta
 from rag.types import Filter
@@ -123,10 +123,13 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     connector: Annotated[str | None, typer.Option(help="Read PATHS with this connector plugin (rosetta plugins).")
                          ] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="A new collection's dense index: vector, halfvec or bit+rescore [ROSETTA_STORAGE].")] = None,
 ) -> None:
     """Load, chunk, encode and store documents; re-running only updates what changed."""
     with _session(ctx, collection=collection, max_bytes=max_bytes) as rosetta, IngestBar(_console(True)) as bar:
-        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar, connector=connector)
+        chosen = parse_storage(storage) if storage is not None else None
+        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar, connector=connector, storage=chosen)
     if as_json:
         _print_json(ingest_json(report))
     else:

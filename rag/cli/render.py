@@ -102,11 +102,12 @@ def ingest_json(report: IngestReport) -> dict[str, Any]:
 def status_table(status: Status) -> Table:
     """Collections with documents, chunks per language and encoder; the database in the caption."""
     table = Table(title="Rosetta collections")
-    for column in ("collection", "documents", "chunks", "languages (chunks)", "encoder"):
+    for column in ("collection", "documents", "chunks", "languages (chunks)", "encoder", "storage"):
         table.add_column(column, justify="right" if column in ("documents", "chunks") else "left")
     for c in status.collections:
         languages = " ".join(f"{code}:{n}" for code, n in c.languages.items())
-        table.add_row(c.name, str(c.documents), str(c.chunks), languages, f"{c.encoder} ({c.dim}-d)")
+        table.add_row(c.name, str(c.documents), str(c.chunks), languages, f"{c.encoder} ({c.dim}-d)",
+                      c.storage.value)
     db = status.database
     kind = "embedded" if db.embedded else "external"
     table.caption = (f"{kind} Postgres {db.server_version}, pgvector {db.pgvector_version}, "
@@ -120,7 +121,8 @@ def status_json(status: Status) -> dict[str, Any]:
     return {
         "collections": [
             {"name": c.name, "documents": c.documents, "chunks": c.chunks, "languages": dict(c.languages),
-             "document_languages": dict(c.document_languages), "encoder": c.encoder, "dim": c.dim}
+             "document_languages": dict(c.document_languages), "encoder": c.encoder, "dim": c.dim,
+             "storage": c.storage.value}
             for c in status.collections
         ],
         "database": {"url": db.url, "embedded": db.embedded, "server_version": db.server_version,

@@ -160,9 +160,9 @@ class Retriever:
         """The dense leg: language-neutral (centred cosine, per-language scans) with ``centering``, else plain."""
         s = self.settings
         if centering is None:
-            return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search)
+            return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search, s.rescore_factor)
         return self.store.neutral_dense_search(self.collection, vector, language, centering, s.k_dense,
-                                               where, s.ef_search, s.exact_scan_below)
+                                               where, s.ef_search, s.exact_scan_below, s.rescore_factor)
 
     def _translated_dense(self, query: str, own: str | None, where: Filter | None, centering: Centering | None
                           ) -> list[tuple[str, list[Hit]]]:

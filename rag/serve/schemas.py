@@ -273,6 +273,7 @@ class CollectionOut(BaseModel):
     document_languages: dict[str, int]
     encoder: str
     dim: int
+    storage: str
 
 
 class DatabaseOut(BaseModel):

@@ -14,6 +14,7 @@ from psycopg import sql
 from rag.centering import Centering, LanguageMeans, Products, interleave, score_chunk
 from rag.store.adapt import dense_from_pg
 from rag.store.sql import language_legs_statement, row_to_hit
+from rag.store.storage import candidates
 from rag.types import Collection, Filter, Hit, LegScore
 
 
@@ -30,10 +31,10 @@ def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_wei
 
 
 def language_legs(schema: str, collection: Collection, question: np.ndarray, language: str | None,
-                  centering: Centering, k: int, where: Filter | None, exact_below: int
+                  centering: Centering, k: int, where: Filter | None, exact_below: int, rescore_factor: int = 8
                   ) -> tuple[sql.Composed, dict[str, Any], np.ndarray] | None:
-    """The UNION of per-language legs with its parameters and the centred question; None when no language
-    the collection holds passes ``where``."""
+    """The UNION of per-language legs with its parameters (``pool``: each index scan's candidates) and the
+    centred question; None when no language the collection holds passes ``where``."""
     means = centering.chunks
     wanted = [code for code in means.languages if where is None or not where.languages or code in where.languages]
     if not wanted:
@@ -41,7 +42,8 @@ def language_legs(schema: str, collection: Collection, question: np.ndarray, lan
     query = means.query(question, language)
     statement, params = language_legs_statement(
         schema, collection, [(code, means.counts[code] < exact_below) for code in wanted], where)
-    params |= {"query": query.astype(np.float32), "plain": question.astype(np.float32), "k": k}
+    params |= {"query": query.astype(np.float32), "plain": question.astype(np.float32), "k": k,
+               "pool": candidates(collection.storage, k, rescore_factor)}
     for i, code in enumerate(wanted):
         centroid = means.centroid(code)
         sentence = centering.sentences.centroid(code) if centering.sentences.counts else centroid

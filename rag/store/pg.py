@@ -44,6 +44,14 @@ from rag.store.sql import (
     row_to_hit,
     search_statement,
 )
+from rag.store.storage import (
+    DEFAULT_STORAGE,
+    SPARSE_EF_SEARCH,
+    candidates,
+    ef_search_for,
+    scan_ef,
+    storage_mismatch,
+)
 from rag.types import (
     Chunk,
     Collection,
@@ -54,14 +62,17 @@ from rag.types import (
     Hit,
     SentenceVector,
     SparseVector,
+    Storage,
 )
 
 LEG_EF_PER_ROW = 8
-_GET_COLLECTION = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections WHERE name = %(name)s"
-_LIST_COLLECTIONS = "SELECT id, name, encoder, dense_dim, sparse_dim FROM {schema}.collections ORDER BY name"
+_GET_COLLECTION = """
+    SELECT id, name, encoder, dense_dim, sparse_dim, storage FROM {schema}.collections WHERE name = %(name)s
+"""
+_LIST_COLLECTIONS = "SELECT id, name, encoder, dense_dim, sparse_dim, storage FROM {schema}.collections ORDER BY name"
 _INSERT_COLLECTION = """
-    INSERT INTO {schema}.collections (name, encoder, dense_dim, sparse_dim)
-    VALUES (%(name)s, %(encoder)s, %(dim)s, %(sparse_dim)s)
+    INSERT INTO {schema}.collections (name, encoder, dense_dim, sparse_dim, storage)
+    VALUES (%(name)s, %(encoder)s, %(dim)s, %(sparse_dim)s, %(storage)s)
     ON CONFLICT (name) DO NOTHING
 """
 # CREATE INDEX IF NOT EXISTS is no guard against a second session creating the same index at the same time
@@ -130,25 +141,31 @@ class PgStore:
         """The collection called ``name``, or None."""
         with errors(f"reading collection {name!r}"), self.pool.connection() as conn:
             row = conn.execute(self._sql(_GET_COLLECTION), {"name": name}).fetchone()
-        return Collection(*row) if row else None
+        return collection_from_row(row) if row else None
 
     def collections(self) -> list[Collection]:
         """Every collection, by name."""
         with errors("listing collections"), self.pool.connection() as conn:
-            return [Collection(*row) for row in conn.execute(self._sql(_LIST_COLLECTIONS))]
+            return [collection_from_row(row) for row in conn.execute(self._sql(_LIST_COLLECTIONS))]
 
-    def ensure_collection(self, name: str, encoder: str, dim: int, sparse_dim: int) -> Collection:
-        """Return collection ``name``, creating it for this encoder; SchemaMismatch if another encoder built it."""
+    def ensure_collection(self, name: str, encoder: str, dim: int, sparse_dim: int,
+                          storage: Storage | None = None) -> Collection:
+        """Return collection ``name``, creating it for this encoder with ``storage`` (None: DEFAULT_STORAGE);
+        SchemaMismatch if another encoder built it or it was created with another storage than ``storage``."""
+        params = {"name": name, "encoder": encoder, "dim": dim, "sparse_dim": sparse_dim,
+                  "storage": (storage or DEFAULT_STORAGE).value}
         with errors(f"creating collection {name!r}"), self.pool.connection() as conn, conn.transaction():
-            conn.execute(self._sql(_INSERT_COLLECTION),
-                         {"name": name, "encoder": encoder, "dim": dim, "sparse_dim": sparse_dim})
+            conn.execute(self._sql(_INSERT_COLLECTION), params)
             row = conn.execute(self._sql(_GET_COLLECTION), {"name": name}).fetchone()
             assert row is not None
-            found = Collection(*row)
+            found = collection_from_row(row)
             if (found.encoder, found.dim, found.sparse_dim) == (encoder, dim, sparse_dim):
                 conn.execute(_INDEX_LOCK, {"collection": found.id})
-                create_collection_indexes(conn, self.schema, found.id, dim, sparse_dim)
-        return built_by(found, encoder, dim, sparse_dim)
+                create_collection_indexes(conn, self.schema, found.id, dim, sparse_dim, found.storage)
+        built_by(found, encoder, dim, sparse_dim)
+        if storage is not None and found.storage is not storage:
+            raise SchemaMismatch(storage_mismatch(name, found.storage, storage))
+        return found
 
     def open_collection(self, name: str) -> Collection:
         """Return existing collection ``name``; StoreError naming the collections there are if it is missing."""
@@ -211,16 +228,19 @@ class PgStore:
             languages = {str(k): int(v) for k, v in conn.execute(self._sql(_CHUNK_LANGUAGES), args)}
             doc_languages = {str(k): int(v) for k, v in conn.execute(self._sql(_DOCUMENT_LANGUAGES), args)}
         return CollectionStatus(collection.name, collection.encoder, collection.dim, int(counts[0]),
-                                int(counts[1]), languages, doc_languages)
+                                int(counts[1]), languages, doc_languages, collection.storage)
 
     def dense_search(self, collection: Collection, query: np.ndarray, k: int, where: Filter | None = None,
-                     ef_search: int = 100) -> list[Hit]:
-        """The ``k`` chunks nearest to ``query`` by cosine distance (HNSW), as Hits of leg ``dense``."""
+                     ef_search: int | None = None, rescore_factor: int = 8) -> list[Hit]:
+        """The ``k`` chunks nearest to ``query`` by cosine distance (HNSW over the collection's storage, the
+        candidates ordered exactly), as Hits of leg ``dense``."""
         if query.shape != (collection.dim,):
             raise SchemaMismatch(f"query vector has shape {query.shape}; collection {collection.name!r} "
                                  f"stores {collection.dim}-d vectors")
         statement, params = search_statement(DENSE_SEARCH, self.schema, collection, collection.dim, where)
-        rows = self._search(statement, {**params, "query": query, "k": k}, where, ef_search)
+        pool = candidates(collection.storage, k, rescore_factor)
+        ef = scan_ef(collection.storage, ef_search_for(collection.storage, ef_search), pool)
+        rows = self._search(statement, {**params, "query": query, "k": k, "pool": pool}, where, ef, collection.storage)
         return [row_to_hit(row, collection, "dense", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
 
     def exact_dense_search(self, collection: Collection, query: np.ndarray, k: int,
@@ -249,30 +269,34 @@ class PgStore:
             wanted = [code for code, n in counts.items() if n >= min_chunks
                       and language_index_name(collection.id, code) not in existing]
             for code in wanted:
-                create_language_index(conn, self.schema, collection.id, collection.dim, code)
+                create_language_index(conn, self.schema, collection.id, collection.dim, code, collection.storage)
         return wanted
 
     def neutral_dense_search(self, collection: Collection, question: np.ndarray, language: str | None,
-                             centering: Centering, k: int, where: Filter | None = None, ef_search: int = 100,
-                             exact_below: int = 1000) -> list[Hit]:
+                             centering: Centering, k: int, where: Filter | None = None,
+                             ef_search: int | None = None, exact_below: int = 1000, rescore_factor: int = 8
+                             ) -> list[Hit]:
         """Up to ``k`` chunks per language, ordered within it by cosine and interleaved by centred cosine
         (leg ``dense``; rag/store/neutral.py). Languages with fewer than ``exact_below`` chunks are scanned
         exactly, the others through the collection's HNSW index (iteratively, as rows are filtered)."""
         if question.shape != (collection.dim,):
             raise SchemaMismatch(f"query vector has shape {question.shape}; collection {collection.name!r} "
                                  f"stores {collection.dim}-d vectors")
-        legs = language_legs(self.schema, collection, question, language, centering, k, where, exact_below)
+        legs = language_legs(self.schema, collection, question, language, centering, k, where, exact_below,
+                             rescore_factor)
         if legs is None:
             return []
         statement, params, query = legs
+        pool = int(params["pool"])
         # Each language's leg is an iteratively filtered HNSW scan, and a language other than the question's
         # lies away from where the graph search starts: with ef_search 100 such scans found half of the true
         # k nearest at 10k chunks, with 8k (400) all of them, and faster (evals/bench_query_neutral.py).
-        rows = self._search(statement, params, True, max(ef_search, LEG_EF_PER_ROW * k))
+        ef = scan_ef(collection.storage, max(ef_search_for(collection.storage, ef_search), LEG_EF_PER_ROW * k), pool)
+        rows = self._search(statement, params, True, ef, collection.storage)
         return interleaved(collection, centering, query, question, rows)
 
     def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
-                      ef_search: int = 100, leg: str = "sparse") -> list[Hit]:
+                      ef_search: int | None = None, leg: str = "sparse") -> list[Hit]:
         """The ``k`` chunks with the largest inner product with ``query``, as Hits of leg ``leg``."""
         if query.dim != collection.sparse_dim:
             raise SchemaMismatch(f"sparse query has {query.dim} dimensions; collection {collection.name!r} "
@@ -280,7 +304,8 @@ class PgStore:
         if not query.weights:
             return []
         statement, params = search_statement(SPARSE_SEARCH, self.schema, collection, collection.sparse_dim, where)
-        rows = self._search(statement, {**params, "query": to_pg(query), "k": k}, where, ef_search)
+        rows = self._search(statement, {**params, "query": to_pg(query), "k": k}, where,
+                            SPARSE_EF_SEARCH if ef_search is None else ef_search)
         # The index also returns chunks sharing no term (inner product 0) once the matches run out.
         matching = [row for row in rows if float(row[10]) < 0]
         return [row_to_hit(row, collection, leg, rank, -float(row[10])) for rank, row in enumerate(matching, 1)]
@@ -289,18 +314,24 @@ class PgStore:
                       where: Filter | None, language: str | None, fusion: RetrievalConfig) -> list[Hit]:
         """Dense and sparse legs fused by RRF inside Postgres in one statement (same result as ``rrf``), as ``fusion`` says."""
         statement, params = search_statement(HYBRID_SEARCH, self.schema, collection, collection.dim, where)
-        params |= {"dense": dense, "sparse": to_pg(sparse), "k": k, "k_dense": fusion.k_dense,
+        pool = candidates(collection.storage, fusion.k_dense, fusion.rescore_factor)
+        params |= {"dense": dense, "sparse": to_pg(sparse), "k": k, "k_dense": fusion.k_dense, "pool": pool,
                    "k_sparse": fusion.k_sparse, "rrf_k": float(fusion.rrf_k),
                    "dense_weight": float(fusion.dense_weight), "sparse_weight": float(fusion.sparse_weight),
                    "language": language, "cross_language_weight": float(fusion.cross_language_sparse_weight)}
-        return [fused_row_to_hit(row, collection) for row in self._search(statement, params, where, fusion.ef_search)]
+        # One ef_search serves both legs' index scans; sign bits need theirs raised to the candidate pool.
+        ef = scan_ef(collection.storage, ef_search_for(collection.storage, fusion.ef_search), pool)
+        return [fused_row_to_hit(row, collection) for row in self._search(statement, params, where, ef,
+                                                                          collection.storage)]
 
     def _search(self, statement: sql.Composed, params: dict[str, Any], filtered: bool | Filter | None,
-                ef_search: int) -> list[tuple[Any, ...]]:
-        """Run a search statement with ``ef_search``, and HNSW's iterative scan when rows are filtered."""
+                ef_search: int, storage: Storage = Storage.VECTOR) -> list[tuple[Any, ...]]:
+        """Run a search statement with ``ef_search``, and HNSW's iterative scan when rows are filtered or a
+        sign-bit scan's candidate pool may exceed ef_search."""
         with errors("search"), self.pool.connection() as conn, conn.transaction():
             conn.execute(SET_EF_SEARCH, {"ef": str(int(ef_search))})
-            if filtered is True or (isinstance(filtered, Filter) and not filtered.is_empty()):
+            iterate = filtered is True or (isinstance(filtered, Filter) and not filtered.is_empty())
+            if iterate or storage is Storage.BIT_RESCORE:
                 conn.execute(SET_ITERATIVE_SCAN)
             return conn.execute(statement, params).fetchall()
 
@@ -330,6 +361,12 @@ class PgStore:
         rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": to_pg(e.sparse)} for h, e in encodings.items()]
         with errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
             cursor.executemany(self._sql(_CACHE_PUT), rows)
+
+
+def collection_from_row(row: tuple[Any, ...]) -> Collection:
+    """A collections row (id, name, encoder, dense_dim, sparse_dim, storage) as a Collection."""
+    collection_id, name, encoder, dim, sparse_dim, storage = row
+    return Collection(int(collection_id), str(name), str(encoder), int(dim), int(sparse_dim), Storage(storage))
 
 
 def built_by(found: Collection, encoder: str, dim: int, sparse_dim: int) -> Collection:

@@ -14,6 +14,8 @@ import psycopg
 from psycopg import sql
 
 from rag.errors import SchemaMismatch
+from rag.store.storage import index_key
+from rag.types import Storage
 
 # Each entry is one migration; never edit a released one, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -160,11 +162,17 @@ MIGRATIONS: tuple[str, ...] = (
     ) AS fixed
     WHERE c.collection_id = fixed.collection_id AND c.id = fixed.id AND c.terms IS DISTINCT FROM fixed.terms;
     """,
+    # 5: what a collection's dense HNSW indexes hold (rag/store/storage.py); every collection built before
+    # indexed the vectors as they are.
+    """
+    ALTER TABLE {schema}.collections ADD COLUMN storage text NOT NULL DEFAULT 'vector'
+        CHECK (storage IN ('vector', 'halfvec', 'bit+rescore'));
+    """,
 )
 
 COLLECTION_INDEXES = (
     """CREATE INDEX IF NOT EXISTS {dense_index} ON {schema}.chunks
-       USING hnsw ((dense::vector({dim})) vector_cosine_ops) WHERE collection_id = {collection}""",
+       USING hnsw ({dense_key}) WHERE collection_id = {collection}""",
     """CREATE INDEX IF NOT EXISTS {sparse_index} ON {schema}.chunks
        USING hnsw ((sparse::sparsevec({sparse_dim})) sparsevec_ip_ops) WHERE collection_id = {collection}""",
 )
@@ -174,7 +182,7 @@ COLLECTION_INDEXES = (
 # much of the graph (at 100k chunks: recall@10 0.73 and p50 445 ms; with these indexes 0.9995 and 39 ms;
 # evals/bench_query_neutral.py).
 LANGUAGE_INDEX = """CREATE INDEX IF NOT EXISTS {name} ON {schema}.chunks
-    USING hnsw ((dense::vector({dim})) vector_cosine_ops) WHERE collection_id = {collection} AND language = {language}"""
+    USING hnsw ({dense_key}) WHERE collection_id = {collection} AND language = {language}"""
 _LANGUAGE_INDEXES = """
     SELECT indexname FROM pg_indexes WHERE schemaname = %(schema)s AND indexname LIKE %(prefix)s
 """
@@ -217,15 +225,16 @@ def collection_index_names(collection_id: int) -> tuple[str, str]:
 
 
 def create_collection_indexes(
-    conn: psycopg.Connection[Any], schema: str, collection_id: int, dim: int, sparse_dim: int
+    conn: psycopg.Connection[Any], schema: str, collection_id: int, dim: int, sparse_dim: int,
+    storage: Storage,
 ) -> None:
-    """Create the collection's partial HNSW indexes (dense cosine, sparse inner product)."""
+    """Create the collection's partial HNSW indexes (dense by ``storage``, sparse inner product)."""
     dense, sparse = collection_index_names(collection_id)
     names = {"dense_index": sql.Identifier(dense), "sparse_index": sql.Identifier(sparse)}
     for statement in COLLECTION_INDEXES:
         conn.execute(
             sql.SQL(statement).format(
-                schema=sql.Identifier(schema), dim=sql.Literal(int(dim)),
+                schema=sql.Identifier(schema), dense_key=index_key(storage, dim),
                 sparse_dim=sql.Literal(int(sparse_dim)), collection=sql.Literal(int(collection_id)), **names,
             )
         )
@@ -243,8 +252,8 @@ def language_indexes(conn: psycopg.Connection[Any], schema: str, collection_id: 
 
 
 def create_language_index(conn: psycopg.Connection[Any], schema: str, collection_id: int, dim: int,
-                          language: str) -> None:
+                          language: str, storage: Storage) -> None:
     """Create the collection's HNSW index over ``language``'s chunks (a partial index; no-op when it exists)."""
     conn.execute(sql.SQL(LANGUAGE_INDEX).format(
         name=sql.Identifier(language_index_name(collection_id, language)), schema=sql.Identifier(schema),
-        dim=sql.Literal(int(dim)), collection=sql.Literal(int(collection_id)), language=sql.Literal(language)))
+        dense_key=index_key(storage, dim), collection=sql.Literal(int(collection_id)), language=sql.Literal(language)))

@@ -11,16 +11,20 @@ from typing import Any
 
 from psycopg import sql
 
+from rag.store.storage import index_order
 from rag.types import Chunk, Collection, Filter, Hit, JsonValue, LegScore
 
 _COLUMNS = """c.id, c.ordinal, c.text, c.start_char, c.end_char, c.language, c.page, c.heading,
               d.uri, d.title"""
+# The index scan (``{order}``, by the collection's storage: rag/store/storage.py) returns ``pool`` candidates;
+# the k nearest of them by the exact cosine on the full vectors are the result.
 DENSE_SEARCH = """
-    SELECT {columns}, c.dense::vector({dim}) <=> %(query)s::vector({dim}) AS distance
-    FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
-    WHERE c.collection_id = {collection} {filters}
-    ORDER BY c.dense::vector({dim}) <=> %(query)s::vector({dim})
-    LIMIT %(k)s
+    SELECT {columns}, c.dense <=> %(query)s::vector AS distance
+    FROM (SELECT c.* FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+          WHERE c.collection_id = {collection} {filters}
+          ORDER BY {order} LIMIT %(pool)s) AS c
+    JOIN {schema}.documents d ON d.id = c.document_id
+    ORDER BY 11, c.id LIMIT %(k)s
 """
 SPARSE_SEARCH = """
     SELECT {columns}, c.sparse::sparsevec({dim}) <#> %(query)s::sparsevec({dim}) AS distance
@@ -40,11 +44,12 @@ EXACT_DENSE_SEARCH = """
 # summed over a full outer join so a chunk found by one leg only still counts.
 HYBRID_SEARCH = """
     WITH dense AS (
-        SELECT id, distance, row_number() OVER (ORDER BY distance) AS rank FROM (
-            SELECT c.id, c.dense::vector({dim}) <=> %(dense)s::vector({dim}) AS distance
-            FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
-            WHERE c.collection_id = {collection} {filters}
-            ORDER BY c.dense::vector({dim}) <=> %(dense)s::vector({dim}) LIMIT %(k_dense)s) AS leg
+        SELECT id, distance, row_number() OVER (ORDER BY distance, id) AS rank FROM (
+            SELECT c.id, c.dense <=> %(dense)s::vector AS distance
+            FROM (SELECT c.id, c.dense FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+                  WHERE c.collection_id = {collection} {filters}
+                  ORDER BY {dense_order} LIMIT %(pool)s) AS c
+            ORDER BY 2, 1 LIMIT %(k_dense)s) AS leg
     ), sparse AS (
         SELECT id, language, distance, row_number() OVER (ORDER BY distance) AS rank FROM (
             SELECT c.id, c.language,
@@ -73,7 +78,8 @@ HYBRID_SEARCH = """
 # scores are made of (for the chunk's vector and each of its sentences: q'.d, q.d, d.mean and |d|), which
 # Python combines; the UNION ALL of LANGUAGE_LEGs is one statement. A language with few chunks is scanned
 # exactly (``{order}`` without the index's cast), as an iterative HNSW scan would walk much of the graph
-# to collect its k rows.
+# to collect its k rows; an indexed one takes ``pool`` candidates by its storage's order and keeps the k
+# nearest by the exact cosine.
 LANGUAGE_STATS = """
     SELECT kind, language, rows, dense_sum FROM {schema}.language_stats WHERE collection_id = {collection}
 """
@@ -81,9 +87,10 @@ LANGUAGE_LEG = """
     (SELECT {columns}, -(c.dense <#> %(query)s::vector), -(c.dense <#> %(plain)s::vector),
             -(c.dense <#> {centroid}::vector), vector_norm(c.dense),
             s.query_dots, s.plain_dots, s.centroid_dots, s.norms
-     FROM (SELECT c.* FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
-           WHERE c.collection_id = {collection} AND c.language = {language} {filters}
-           ORDER BY {order} LIMIT %(k)s) AS c
+     FROM (SELECT c.* FROM (SELECT c.* FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
+                            WHERE c.collection_id = {collection} AND c.language = {language} {filters}
+                            ORDER BY {order} LIMIT %(pool)s) AS c
+           ORDER BY c.dense <=> %(plain)s::vector, c.id LIMIT %(k)s) AS c
      JOIN {schema}.documents d ON d.id = c.document_id
      LEFT JOIN LATERAL (
          SELECT array_agg(-(s.dense <#> %(query)s::vector)) AS query_dots,
@@ -92,7 +99,6 @@ LANGUAGE_LEG = """
                 array_agg(vector_norm(s.dense)) AS norms
          FROM {schema}.sentences s WHERE s.collection_id = {collection} AND s.chunk_id = c.id) AS s ON true)
 """
-INDEX_ORDER = "c.dense::vector({dim}) <=> %(plain)s::vector({dim})"
 EXACT_ORDER = "c.dense <=> %(plain)s::vector"
 SET_EF_SEARCH = "SELECT set_config('hnsw.ef_search', %(ef)s, true)"
 # With filters, keep scanning the graph until k rows pass them (pgvector >= 0.8).
@@ -160,19 +166,20 @@ def search_statement(template: str, schema: str, collection: Collection, dim: in
     statement = sql.SQL(template).format(
         columns=sql.SQL(_COLUMNS), schema=sql.Identifier(schema), dim=sql.Literal(int(dim)),
         sparse_dim=sql.Literal(int(collection.sparse_dim)), collection=sql.Literal(int(collection.id)),
-        filters=filters,
+        filters=filters, order=index_order(collection.storage, collection.dim, "query"),
+        dense_order=index_order(collection.storage, collection.dim, "dense"),
     )
     return statement, params
 
 
 def language_legs_statement(schema: str, collection: Collection, languages: Sequence[tuple[str, bool]],
                             where: Filter | None) -> tuple[sql.Composed, dict[str, Any]]:
-    """LANGUAGE_LEG for each ``(language, exact)`` joined by UNION ALL; the caller binds query, plain, k, and
-    each leg's centroid_i and sentence_centroid_i."""
+    """LANGUAGE_LEG for each ``(language, exact)`` joined by UNION ALL; the caller binds query, plain, k, pool,
+    and each leg's centroid_i and sentence_centroid_i."""
     filters, params = compile_filter(where)
     legs = []
     for i, (language, exact) in enumerate(languages):
-        order = sql.SQL(EXACT_ORDER if exact else INDEX_ORDER).format(dim=sql.Literal(int(collection.dim)))
+        order = sql.SQL(EXACT_ORDER) if exact else index_order(collection.storage, collection.dim, "plain")
         legs.append(sql.SQL(LANGUAGE_LEG).format(
             columns=sql.SQL(_COLUMNS), schema=sql.Identifier(schema), collection=sql.Literal(int(collection.id)),
             centroid=sql.Placeholder(f"centroid_{i}"), sentence_centroid=sql.Placeholder(f"sentence_centroid_{i}"),
