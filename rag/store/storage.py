@@ -14,11 +14,14 @@ from psycopg import sql
 
 from rag.types import Storage
 
-# What a new collection gets when nothing asks for another: at the settings below (each reaching recall@10
-# 0.97 at 100k chunks) it was the fastest (p50 7.0 ms against halfvec 13.0 and vector 11.7 at 384-d; 10.2
-# against 27.5 and 48.2 at 1024-d), with the smallest index (1/6 of vector's at 384-d, 1/19 at 1024-d)
-# and the quickest build (evals/bench_query.py part 4; README, "Query latency and ANN storage").
-DEFAULT_STORAGE = Storage.BIT_RESCORE
+# What a new collection gets when nothing asks for another. On the synthetic sweep (evals/bench_query.py part
+# 4, each option at a setting reaching recall@10 0.97 at 100k chunks) bit+rescore was the fastest, but real
+# embeddings share a large common direction and their sign bits lose neighbours: on e5-small's chunks 8 x k
+# Hamming candidates hold 0.65 of the exact top 10 in a pool of 2,500 (evals/bench_storage_real.py; 0.98
+# with the bits taken after centring, not built). halfvec finds the same top 10 as vector on those vectors
+# (1.000), at 3/4 of the bytes per chunk at 384-d and 1/2 at 1024-d, and was faster at 1024-d (p50 27.5 ms
+# against 48.2) and about as fast at 384-d (13.0 against 11.7). README, "Query latency and ANN storage".
+DEFAULT_STORAGE = Storage.HALFVEC
 # pgvector refuses hnsw.ef_search above 1000; a larger candidate pool comes from its iterative scan.
 MAX_EF_SEARCH = 1000
 # hnsw.ef_search per storage when retrieval.ef_search is not set: of the swept values (40, 100, 200, 400),
