@@ -6,6 +6,7 @@ pace robots.txt asks for, retries of 429/503 after their ``Retry-After``, and co
 from __future__ import annotations
 
 import email.utils
+import logging
 import threading
 import time
 import weakref
@@ -21,6 +22,8 @@ import httpx
 from connectors.robots import MAX_ROBOTS_BYTES, parse_robots, robots_url
 from connectors.webcache import PageCache, Validators
 from rag.errors import ConnectorError
+
+log = logging.getLogger(__name__)
 
 USER_AGENT = "rosetta-rag/0.1"
 # The product token robots.txt rules name (RFC 9309 2.2.1).
@@ -107,7 +110,10 @@ class Fetcher:
         cache = self.cache if conditional else None
         cached = cache.get(url) if cache is not None else None
         headers = cached[0].headers() if cached is not None else {}
+        started = time.perf_counter()
         reply = self._exchange(host, url, url, headers, self.politeness.max_bytes)
+        log.debug("GET %s: HTTP %d, %d bytes, %.0f ms", url, reply.status, len(reply.body),
+                  (time.perf_counter() - started) * 1000)
         if reply.status == 304 and cached is not None:
             validators, body = cached
             return Fetched(body, validators.media_type, validators.charset, validators.final_url)

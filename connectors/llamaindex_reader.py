@@ -50,7 +50,11 @@ class LlamaIndexConnector:
 
 def read_nodes(source: object) -> list[BaseNode]:
     """Run a reader, or take a list of nodes; raise TypeError for anything else."""
-    from llama_index.core.schema import BaseNode
+    try:
+        from llama_index.core.schema import BaseNode
+    except ModuleNotFoundError as exc:  # the core install has no LlamaIndex: name the extra that brings it
+        raise ConnectorError(f"LlamaIndexConnector needs the llamaindex extra ({exc.name} is not installed): "
+                             "pip install 'rosetta-rag[llamaindex]'") from exc
 
     try:
         nodes = list(_items(source))

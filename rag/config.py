@@ -6,6 +6,7 @@ a TOML file (``ROSETTA_CONFIG`` or ``~/.config/rosetta/config.toml``) > defaults
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -292,6 +293,35 @@ def api_keys(serve: ServeConfig, environ: Mapping[str, str] | None = None) -> fr
     """The bearer tokens the servers accept: ``environ[serve.api_keys_env]`` split on commas (empty: none)."""
     env = os.environ if environ is None else environ
     return frozenset(key.strip() for key in env.get(serve.api_keys_env, "").split(",") if key.strip())
+
+
+# -v is INFO, -vv (or more) DEBUG; without -v, ROSETTA_LOG_LEVEL, else WARNING.
+_VERBOSITY = {0: logging.WARNING, 1: logging.INFO}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Environment variables whose values are secrets (OPENAI_API_KEY, COHERE_API_KEY, ROSETTA_API_KEYS, PGPASSWORD).
+_SECRET_NAME = re.compile(r"(?i).*(KEY|KEYS|TOKEN|TOKENS|SECRET|PASSWORD)")
+# Shorter values are not redacted by value: "***" in place of every "1" would garble the logs, not hide a key.
+_SECRET_MIN_LENGTH = 8
+
+
+def log_level(verbose: int = 0, environ: Mapping[str, str] | None = None) -> int:
+    """The level of Rosetta's loggers: -v INFO, -vv DEBUG, else ``ROSETTA_LOG_LEVEL`` (a name), else WARNING."""
+    if verbose > 0:
+        return _VERBOSITY.get(verbose, logging.DEBUG)
+    text = (os.environ if environ is None else environ).get("ROSETTA_LOG_LEVEL", "").strip().upper()
+    if not text:
+        return logging.WARNING
+    if text not in _LOG_LEVELS:
+        raise ConfigError(f"ROSETTA_LOG_LEVEL={text.lower()!r} is not a log level; use one of {', '.join(_LOG_LEVELS)}")
+    return logging.getLevelNamesMapping()[text]
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """The values of the environment's secrets (``*_KEY``, ``*_KEYS``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``
+    variables, comma-separated lists split), for the log filter to replace; short values are left out."""
+    env = os.environ if environ is None else environ
+    values = {part.strip() for name, value in env.items() if _SECRET_NAME.fullmatch(name) for part in value.split(",")}
+    return frozenset(value for value in values if len(value) >= _SECRET_MIN_LENGTH)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from rag.chunk import chunk_text, encoded_text
 from rag.errors import ConnectorError, EncoderError
 from rag.store import PgStore
 from rag.types import Chunk, Collection, Connector, Document, Encoder, SentenceVector
+
+log = logging.getLogger(__name__)
 
 # Part of every content hash: bump it when chunking changes, so re-ingest rebuilds the chunks.
 PIPELINE_VERSION = "chunk-v2"
@@ -206,11 +209,19 @@ def _ingest_source(p: Pipeline, connector: Connector, uri: str, known: dict[str,
         return [FileReport(uri, IngestStatus.FAILED, error=str(exc))]
     reports = []
     for document in documents:
+        started = time.perf_counter()
         try:
             reports.append(_store_document(p, document, known))
         except EncoderError as exc:
             reports.append(FileReport(document.uri, IngestStatus.FAILED, document.language, 0, str(exc)))
+        _log_document(reports[-1], time.perf_counter() - started)
     return reports or [FileReport(uri, IngestStatus.FAILED, error="the source held no documents")]
+
+
+def _log_document(report: FileReport, seconds: float) -> None:
+    """One line per document: what happened, its chunks and the seconds it took (with the error if it failed)."""
+    error = f" ({report.error})" if report.error else ""
+    log.info("ingest %s %s: %d chunks, %.3f s%s", report.status.value, report.uri, report.chunks, seconds, error)
 
 
 def _enumerate(targets: Sequence[Target]) -> tuple[list[tuple[Target, str]], list[FileReport]]:
@@ -263,4 +274,7 @@ def run_ingest(p: Pipeline, targets: Sequence[Target], prune: bool = False) -> I
         reports.extend(_prune(p, targets, stored, known))
     if p.language_index_min is not None:
         p.store.ensure_language_indexes(p.collection, p.language_index_min)
-    return IngestReport(p.collection.name, p.encoder.name, tuple(reports), time.perf_counter() - started)
+    report = IngestReport(p.collection.name, p.encoder.name, tuple(reports), time.perf_counter() - started)
+    log.info("ingest into %s done: %d sources, %d chunks written, %d failed, %.2f s", report.collection,
+             len(sources), report.chunks, report.failed, report.seconds)
+    return report

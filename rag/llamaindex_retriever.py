@@ -12,9 +12,19 @@ conversion both the sync and the async path use.
 
 from __future__ import annotations
 
-from llama_index.core.callbacks.base import CallbackManager
-from llama_index.core.retrievers import BaseRetriever
-from llama_index.core.schema import NodeRelationship, NodeWithScore, QueryBundle, RelatedNodeInfo, TextNode
+try:
+    from llama_index.core.callbacks.base import CallbackManager
+    from llama_index.core.retrievers import BaseRetriever
+    from llama_index.core.schema import (
+        NodeRelationship,
+        NodeWithScore,
+        QueryBundle,
+        RelatedNodeInfo,
+        TextNode,
+    )
+except ModuleNotFoundError as exc:  # the core install has no LlamaIndex: name the extra that brings it
+    raise ModuleNotFoundError(f"rag.llamaindex_retriever needs the llamaindex extra ({exc.name} is not installed): "
+                              "pip install 'rosetta-rag[llamaindex]'", name=exc.name) from exc
 
 from rag.rosetta import Rosetta
 from rag.types import Filter, Hit, JsonValue, SearchMode

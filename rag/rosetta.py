@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Gen
 from dataclasses import dataclass
@@ -50,6 +52,8 @@ from rag.types import (
     Storage,
     Translator,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,10 @@ class Rosetta:
         """The (cached) encoder for ``collection``: the configured one, or for ``auto`` the one it was built with."""
         name = check_collection_name(collection or self.config.collection)
         if name not in self._encoders:
+            started = time.perf_counter()
             self._encoders[name] = CachedEncoder(self._load_encoder(name), self.store)
+            log.info("encoder %s for collection %s loaded in %.2f s", self._encoders[name].name, name,
+                     time.perf_counter() - started)
         return self._encoders[name]
 
     def _load_encoder(self, collection: str) -> Encoder:

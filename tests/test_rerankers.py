@@ -82,7 +82,7 @@ def test_cross_encoder_scores_are_sigmoid_of_the_logit(cross_encoder: CrossEncod
     assert cross_encoder.score(QUESTION, texts) == pytest.approx(probabilities, abs=1e-5)
 
 
-def test_cross_encoder_missing_directory(tmp_path: Path) -> None:
+def test_cross_encoder_missing_directory(tmp_path: Path, bge_m3_extra: None) -> None:
     missing = tmp_path / "no-model"
     with pytest.raises(EncoderError) as error:
         CrossEncoderReranker.load(str(missing))
@@ -92,7 +92,8 @@ def test_cross_encoder_missing_directory(tmp_path: Path) -> None:
     )
 
 
-def test_cross_encoder_hub_id_offline_names_model_and_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cross_encoder_hub_id_offline_names_model_and_fix(monkeypatch: pytest.MonkeyPatch, bge_m3_extra: None
+                                                           ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # also set by conftest before huggingface_hub is imported
     with pytest.raises(EncoderError, match=r"^could not load cross-encoder rosetta-tests/no-such-reranker: .+; "
                        r"download it on a machine with internet or pass a local path$"):

@@ -1,5 +1,5 @@
-"""Secrets stay secret: API keys and the database password never reach logs, error messages, ``--debug``
-tracebacks, reprs, ``rosetta status --json``, answers or exported transcripts.
+"""Secrets stay secret: API keys and the database password never reach logs (DEBUG included), error messages,
+``--debug`` tracebacks, reprs, ``rosetta status --json``, answers or exported transcripts.
 
 The keys are real enough to be sent (the local server checks it got them), and distinctive enough that
 any leak, even a fragment, is found.
@@ -22,6 +22,7 @@ from rag.answer.generators.openai import OpenAIGenerator
 from rag.answer.types import Answer
 from rag.cli.app import app
 from rag.cli.export import conversation_markdown
+from rag.cli.logs import RedactingFormatter
 from rag.cli.render_answer import answer_json
 from rag.config import (
     Config,
@@ -145,7 +146,8 @@ def _with_password(url: str) -> str:
     return url.replace("postgres:@", f"postgres:{DB_PASSWORD}@", 1)
 
 
-def test_config_rosetta_and_database_reprs_and_status_hold_no_secret(config: Config) -> None:
+def test_config_rosetta_and_database_reprs_and_status_hold_no_secret(config: Config,
+                                                                     debug_logs: pytest.LogCaptureFixture) -> None:
     assert config.db.url is not None
     environ = {"ROSETTA_DATABASE_URL": _with_password(config.db.url), "ROSETTA_SCHEMA": config.db.schema,
                "OPENAI_API_KEY": OPENAI_KEY, "COHERE_API_KEY": COHERE_KEY}
@@ -157,7 +159,8 @@ def test_config_rosetta_and_database_reprs_and_status_hold_no_secret(config: Con
         texts = [repr(loaded), str(loaded), repr(rosetta.database), repr(rosetta.store), repr(rosetta.database.pool),
                  repr(status)]
     assert status.database.url == config.db.url.replace("postgres:@", "postgres:***@", 1)
-    _assert_clean(*texts)
+    assert "connected to postgresql://postgres:***@" in debug_logs.text
+    _assert_clean(*texts, debug_logs.text)
 
 
 @pytest.fixture
@@ -191,6 +194,36 @@ def test_debug_tracebacks_of_a_refused_key_and_an_unreachable_database_hold_no_s
     assert unreachable.exit_code == 2 and "Traceback" in unreachable.stderr, unreachable.output
     assert "postgresql://rosetta:***@127.0.0.1" in unreachable.stderr
     _assert_clean(refused.stdout, refused.stderr, unreachable.stdout, unreachable.stderr)
+
+
+def test_the_commands_debug_logs_hold_no_secret(cli_env: dict[str, str], server: LlmServer, tmp_path: Path) -> None:
+    (tmp_path / "note.md").write_text("# Filter\n\nThe air filter is replaced every six months.\n")
+    server.script(openai_completion("The air filter is replaced every six months [1]."))
+    env = {**cli_env, "ROSETTA_LLM_BASE_URL": f"{server.url}/v1", "ROSETTA_GENERATOR": "openai"}
+    runner = CliRunner()
+    results = [runner.invoke(app, ["-vv", *args], env=env) for args in (
+        ["ingest", str(tmp_path / "note.md"), "--collection", "c"], ["search", "air filter", "--collection", "c"],
+        ["ask", "How often is the air filter replaced?", "--collection", "c", "--lang", "en", "--json"])]
+    assert [r.exit_code for r in results] == [0, 0, 0], [r.output for r in results]
+    assert server.requests[0].headers["authorization"] == f"Bearer {OPENAI_KEY}"
+    logs = "".join(r.stderr for r in results)
+    assert " DEBUG   rag.store.database: connected to postgresql://postgres:***@" in logs
+    assert " INFO    rag.search.retriever: search c: " in logs
+    _assert_clean(logs, *(r.stdout for r in results))
+
+
+def test_the_log_formatter_redacts_keys_bearer_tokens_and_database_passwords() -> None:
+    formatter = RedactingFormatter(SECRETS[:2])
+    try:
+        raise RuntimeError(f"refused {OPENAI_KEY}")
+    except RuntimeError as exc:
+        record = logging.LogRecord("httpx", logging.DEBUG, __file__, 1, "headers %s, url %s, conninfo %s", (
+            {"Authorization": "Bearer tok-DO-NOT-LEAK-42"}, f"postgresql://me:{DB_PASSWORD}@db/x",
+            f"host=db password='{DB_PASSWORD}'"), (type(exc), exc, exc.__traceback__))
+    text = formatter.format(record)
+    assert "'Authorization': 'Bearer ***'" in text and "postgresql://me:***@db/x" in text and "password=***" in text
+    assert text.rstrip().endswith("RuntimeError: refused ***")
+    _assert_clean(text)
 
 
 def test_answers_and_exported_transcripts_hold_no_key(config: Config, server: LlmServer, tmp_path: Path,

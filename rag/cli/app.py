@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rag.cli.chat import ChatOptions, run_chat
+from rag.cli.logs import setup_logging
 from rag.cli.plugins import plugins_command
 from rag.cli.render import (
     IngestBar,
@@ -31,12 +33,12 @@ from rag.cli.render import (
 )
 from rag.cli.render_answer import answer_json, answer_view
 from rag.cli.terminal import console
-from rag.config import Config, load_config, parse_mode, parse_storage
+from rag.config import Config, load_config, log_level, parse_mode, parse_storage, secret_values
 from rag.errors import ConfigError, RagError, StoreError
 from rag.rosetta import Rosetta
 from rag.types import Filter
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Rosetta: ask in your language, answer from theirs.")
+app = typer.Typer(no_args_is_help=True, help="Rosetta: ask in your language, answer from theirs.")
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks (they print numbers; see evals/).")
 app.add_typer(bench, name="bench")
 server = typer.Typer(no_args_is_help=True, help="The embedded Postgres that one-shot commands keep running.")
@@ -62,6 +64,12 @@ class Globals:
     debug: bool
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"rosetta {metadata.version('rosetta-rag')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _globals(
     ctx: typer.Context,
@@ -71,8 +79,14 @@ def _globals(
                                                      "name [ROSETTA_ENCODER].")] = None,
     model: Annotated[str | None, typer.Option(help="BGE-M3 hub id or local path [ROSETTA_BGE_M3_MODEL].")] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="Log to stderr: -v INFO, -vv DEBUG [ROSETTA_LOG_LEVEL].")] = 0,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_show_version,
+                                          help="Print the version and exit.")] = False,
 ) -> None:
     ctx.obj = Globals(data_dir, database_url, encoder, model, debug)
+    with _errors(ctx):
+        setup_logging(log_level(verbose), secret_values())
 
 
 def _config(ctx: typer.Context, **overrides: Any) -> Config:
@@ -244,18 +258,26 @@ def chat(
 app.command("plugins")(plugins_command)
 
 
-# The packages of the `serve` extra; a missing one is named with the install command.
+# The packages of the `serve` and `evals` extras; a missing one is named with the install command.
 SERVE_EXTRA = {"fastapi", "starlette", "uvicorn", "multipart", "python_multipart", "mcp", "pydantic"}
+EVALS_EXTRA = {"psutil", "matplotlib", "llama_index"}
+
+
+@contextmanager
+def _extra(name: str, packages: set[str]) -> Iterator[None]:
+    """An import of a missing package of extra ``name`` becomes a ConfigError with the install command."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in packages:
+            raise
+        raise ConfigError(f"this command needs the {name} extra ({exc.name} is not installed): "
+                          f"pip install 'rosetta-rag[{name}]'") from exc
 
 
 def _server(module: str) -> ModuleType:
-    try:
+    with _extra("serve", SERVE_EXTRA):
         return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in SERVE_EXTRA:
-            raise
-        raise ConfigError(f"this command needs the serve extra ({exc.name} is not installed): "
-                          "pip install 'rosetta-rag[serve]'") from exc
 
 
 @app.command()
@@ -330,7 +352,8 @@ def bench_ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ) -> None:
     """Ingest throughput against the raw encoder, peak RSS and bytes per chunk."""
-    from evals.bench_ingest import run
+    with _errors(ctx), _extra("evals", EVALS_EXTRA):
+        from evals.bench_ingest import run
 
     run(data, as_json=as_json)
 
@@ -340,7 +363,8 @@ def bench_ingest(
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def eval_(ctx: typer.Context) -> None:
     """Evaluations: retrieval and answer quality across query and document languages."""
-    from evals.cli import eval_app
+    with _errors(ctx), _extra("evals", EVALS_EXTRA):
+        from evals.cli import eval_app
 
     eval_app(ctx.args, prog_name=f"{ctx.find_root().info_name} eval")
 
@@ -351,5 +375,5 @@ def main() -> None:
     # psycopg's pool logs each failed reconnect; without a handler Python prints them to stderr, which
     # would bury the one red line that says what to do. --debug tracebacks still show the cause.
     logging.getLogger("psycopg").addHandler(logging.NullHandler())
-    app()
+    app(prog_name="rosetta")  # also under `python -m rag`, so usage lines and shell completion say `rosetta`
 

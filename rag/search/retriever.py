@@ -8,7 +8,9 @@ while the dense leg is cross-lingual already and keeps the original question.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +33,8 @@ from rag.types import (
     Translator,
     check_text,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _within(where: Filter | None, languages: tuple[str, ...]) -> Filter | None:
@@ -64,12 +68,20 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         check_text(query, "query")
+        started = time.perf_counter()
         hits = self._fused_in_sql(query, where) if self._sql_fusion(mode, translate) else None
         if hits is None:
             hits = self._fused(query, where, mode, translate)
-        if rerank and self.reranker is not None and hits:
-            return self.reranker.rerank(query, hits[: max(self.settings.rerank_candidates, k)], k)
-        return hits[:k]
+        legs = sorted({leg.leg for hit in hits for leg in hit.legs})
+        reranker = self.reranker if rerank and hits else None
+        if reranker is not None:
+            hits = reranker.rerank(query, hits[: max(self.settings.rerank_candidates, k)], k)
+        hits = hits[:k]
+        log.info("search %s: k %d, %s, %d hits from legs %s%s, %.1f ms", self.collection.name, k, mode.value,
+                 len(hits), ",".join(legs) or "none", ", reranked" if reranker is not None else "",
+                 (time.perf_counter() - started) * 1000)
+        log.debug("search %s: query %r", self.collection.name, query)
+        return hits
 
     def _fused(self, query: str, where: Filter | None, mode: SearchMode, translate: bool) -> list[Hit]:
         rankings, weights, languages = self._legs(query, where, mode, translate)

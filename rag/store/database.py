@@ -20,6 +20,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rag.errors import SchemaMismatch, StoreError
 
+log = logging.getLogger(__name__)
+
 MIN_PGVECTOR = (0, 7, 0)
 # A new cluster (initdb) takes about 40 MB: one 16 MB WAL segment and ~23 MB of catalogs.
 _NEW_CLUSTER_MB = 40
@@ -220,6 +222,7 @@ class Database:
             pool.open(wait=True, timeout=timeout_s)
         except psycopg.Error as exc:
             raise StoreError(f"cannot open a connection pool to {redact(url)}: {exc}") from exc
+        log.debug("connected to %s (%s), pool %d-%d", described, redact(url), pool_min, pool_max)
         return cls(url=url, pool=pool, embedded=server is not None, server=server)
 
     def close(self) -> None:

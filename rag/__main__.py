@@ -1,0 +1,5 @@
+"""``python -m rag``: the ``rosetta`` command."""
+
+from rag.cli import main
+
+main()
