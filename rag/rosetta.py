@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Gen
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, overload
+from typing import Literal, Protocol, Self, overload
 
 from rag.answer.conversation import AnswerParts, Session, answer_steps, require_question
 from rag.answer.dialogue import Generator
@@ -20,7 +20,7 @@ from rag.config import Config, EncoderKind, GeneratorKind, check_collection_name
 from rag.encoders import BgeM3Options, E5SmallEncoder, encoder_for_name, load_auto, load_bge_m3
 from rag.encoders.cache import CachedEncoder
 from rag.errors import StoreError
-from rag.ingest import IngestProgress, IngestReport, Pipeline, ingest_target, run_ingest
+from rag.ingest import IngestProgress, IngestReport, Pipeline, SourceRunner, ingest_target, run_ingest
 from rag.lang import LanguageDetector
 from rag.search.retriever import Retriever
 from rag.store import PgStore
@@ -46,6 +46,15 @@ class Status:
 
     collections: tuple[CollectionStatus, ...]
     database: DatabaseInfo
+
+
+class IngestExecutor(Protocol):
+    """Runs an ingest's sources elsewhere, e.g. on Ray (rag.ray_ingest.RayExecutor)."""
+
+    def runner(self, config: Config, collection: Collection, encoder: Encoder | None) -> SourceRunner:
+        """The runner for one ingest into ``collection``: its workers open ``config`` (whose db.url is this
+        database) with ``encoder`` (the one given to ``Rosetta.open``, or None for the configured one)."""
+        ...
 
 
 class Rosetta:
@@ -141,17 +150,23 @@ class Rosetta:
         glob: str | None = None,
         prune: bool = False,
         progress: IngestProgress | None = None,
+        executor: IngestExecutor | None = None,
     ) -> IngestReport:
         """Ingest files, directories, URLs and Connector objects (e.g. a LlamaIndex reader wrapped by
         ``connectors.llamaindex_connector``) into ``collection``; bad sources are reported, not raised.
 
         ``prune`` only touches documents under the given paths and URLs, never a Connector object's.
+        ``executor`` runs the loading, chunking, encoding and writing elsewhere (``RayExecutor("auto")``).
         """
         name = check_collection_name(collection or self.config.collection)
         encoder = self.encoder(name)
         stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim)
         targets = [ingest_target(path, glob, self.config.ingest.max_bytes) for path in paths]
-        return run_ingest(self.pipeline(stored, progress), targets, prune=prune)
+        runner = None
+        if executor is not None:
+            config = replace(self.config, db=replace(self.config.db, url=self.database.url))
+            runner = executor.runner(config, stored, self._custom_encoder)
+        return run_ingest(self.pipeline(stored, progress), targets, prune=prune, runner=runner)
 
     def pipeline(self, stored: Collection, progress: IngestProgress | None = None) -> Pipeline:
         """The ingest pipeline into ``stored`` (which must exist), wired from the config: the collection's

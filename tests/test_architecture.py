@@ -27,7 +27,7 @@ PLACES = {
     "rag.ingest": "pipeline", "rag.search.retriever": "pipeline", "rag.answer.loop": "pipeline",
     "rag.answer.conversation": "pipeline", "rag.build": "pipeline",
     "rag.rosetta": "facade",
-    "rag.cli": "top", "rag.llamaindex_retriever": "top", "rag.serve": "top",
+    "rag.cli": "top", "rag.llamaindex_retriever": "top", "rag.serve": "top", "rag.ray_ingest": "top",
 }
 # A part imports the layers below it and its own package only; these are the exceptions, with their reason.
 PART_EXEMPT = {
