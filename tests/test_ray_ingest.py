@@ -5,6 +5,11 @@ seconds to start), and the corpora are small."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -166,3 +171,55 @@ def test_a_document_failing_in_a_worker_is_reported_like_any_failed_document(loc
     assert failed.keys() == {"doc02.txt", "broken.docx"}
     assert failed["doc02.txt"] == "the encoder refused a text holding 'POISON'"
     rows.assert_equals(expected)
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+import ray
+from rag.config import Config, DbConfig
+from rag.ray_ingest import RayExecutor
+from rag.rosetta import Rosetta
+from tests.fakes import HashEncoder
+ray.init(address=sys.argv[5], log_to_driver=False)
+config = Config(db=DbConfig(url=sys.argv[1], schema=sys.argv[2], data_dir=Path(sys.argv[3])), collection="driver")
+with Rosetta.open(config, encoder=HashEncoder()) as rosetta:
+    rosetta.ingest([sys.argv[4]], executor=RayExecutor(actors=2, cpus_per_actor=0.5))
+"""
+STORED = "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM {s}.chunks c WHERE c.document_id = d.id)) " \
+         "FROM {s}.documents d"
+
+
+def _stored(rosetta: Rosetta) -> tuple[int, int]:
+    """(documents, documents without chunks); (0, 0) before the driver migrated the schema."""
+    import psycopg
+
+    schema = sql.Identifier(rosetta.config.db.schema)
+    try:
+        with rosetta.database.pool.connection() as conn:
+            row = conn.execute(sql.SQL(STORED).format(s=schema)).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0, 0
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def test_a_killed_driver_then_a_rerun_equal_a_clean_run(local_ray: Any, config: Config, tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "corpus", 60)
+    _, clean = _ingest(config, "driver", [corpus], HashEncoder())
+    ray_config = _other_schema(config, "driver")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(config.db.url), ray_config.db.schema,
+                               str(tmp_path / "data"), str(corpus), ray.get_runtime_context().gcs_address],
+                              env=env, stderr=subprocess.PIPE)
+    with Rosetta.open(ray_config, encoder=HashEncoder()) as rosetta:
+        deadline = time.monotonic() + 240
+        while _stored(rosetta)[0] == 0 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        driver.send_signal(signal.SIGKILL)
+        driver.communicate(timeout=60)
+        # Ray kills the driver's actors with it; whatever they were writing rolls back.
+        stored, without_chunks = _stored(rosetta)
+    assert 0 < stored < 60 and without_chunks == 0, (stored, without_chunks)
+    rerun, rows = _ingest(ray_config, "driver", [corpus], HashEncoder(), EXECUTOR)
+    assert sum(f.status is IngestStatus.UNCHANGED for f in rerun.files) >= stored
+    rows.assert_equals(clean)
