@@ -166,10 +166,10 @@ class RayExecutor:
         """The SourceRunner that ``run_ingest`` drives: sources in Ray tasks, documents through the actors
         (``config`` names the database all workers write to; ``encoder``, if given, is sent to each)."""
         spec = WorkerSpec(config, collection, encoder)
+        ray = _ray()  # before anything runs: a missing extra is a ConfigError naming the install
 
         def run(p: Pipeline, sources: Sequence[tuple[Target, str]], known: dict[str, str]
                 ) -> Iterator[list[FileReport]]:
-            ray = _ray()
             self._connect(ray)
             return _Run(ray, spec, self, known).reports(sources)
 
