@@ -38,6 +38,8 @@ from rag.types import Collection, Connector, Encoder, Encoding
 # Sources whose tasks are in flight at once: bounds the driver's memory on a large corpus, and keeps the
 # actors fed while the next window is chunked.
 WINDOW = 256
+# Loading and chunking is light next to encoding: half a CPU per task, so tasks run beside the actors.
+TASK_CPUS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,20 +147,21 @@ class RayExecutor:
 
     ``address``: None or ``"local"`` starts a Ray on this machine for the run (or uses the one this process
     already joined); ``"auto"`` joins the running cluster; else a ``ray://host:10001`` or ``host:6379``
-    address. ``actors`` encoders run at once, each reserving ``cpus_per_actor`` CPUs and ``gpus_per_actor``
-    GPUs (None: one GPU each when the cluster has that many, a share when it has fewer, none without).
+    address. ``actors`` encoders run at once, each reserving ``cpus_per_actor`` CPUs (None: one, or a share
+    when the cluster has fewer, half a CPU always left to the tasks) and ``gpus_per_actor`` GPUs (None: one
+    each when the cluster has that many, a share when it has fewer, none without).
     """
 
     address: str | None = None
     actors: int = 2
-    cpus_per_actor: float = 1.0
+    cpus_per_actor: float | None = None
     gpus_per_actor: float | None = None
     max_restarts: int = 2
 
     def __post_init__(self) -> None:
         if self.actors < 1:
             raise ValueError(f"RayExecutor needs at least one actor, got actors={self.actors}")
-        if self.cpus_per_actor < 0 or (self.gpus_per_actor is not None and self.gpus_per_actor < 0):
+        if (self.cpus_per_actor or 0) < 0 or (self.gpus_per_actor or 0) < 0:
             raise ValueError(f"cpus_per_actor and gpus_per_actor must not be negative, got "
                              f"{self.cpus_per_actor} and {self.gpus_per_actor}")
 
@@ -180,6 +183,20 @@ class RayExecutor:
             return
         address = None if self.address in (None, "local") else self.address
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
+
+    def cpus(self, cluster_cpus: float) -> float:
+        """CPUs each actor reserves: ``cpus_per_actor``, or (None) one each while the cluster has them, leaving
+        TASK_CPUS for the loading-and-chunking tasks; ConfigError when the actors would leave the tasks none
+        (Ray would then wait for a CPU forever)."""
+        cpus = self.cpus_per_actor
+        if cpus is None:
+            cpus = min(1.0, (cluster_cpus - TASK_CPUS) / self.actors)
+        if cpus <= 0 or self.actors * cpus + TASK_CPUS > cluster_cpus:
+            raise ConfigError(
+                f"{self.actors} Ray actors of {cpus:g} CPUs leave no CPU for the loading-and-chunking tasks "
+                f"({TASK_CPUS:g} each) on a cluster of {cluster_cpus:g} CPUs; use fewer actors (--ray-actors) "
+                "or fewer CPUs per actor")
+        return cpus
 
     def gpus(self, ray: Any) -> float:
         """GPUs each actor reserves."""
@@ -206,10 +223,10 @@ class _Run:
         self.ray = ray
         self.spec = spec
         self.known = ray.put(known)
-        # Loading and chunking is light next to encoding: half a CPU each, so tasks run beside the actors.
-        self.prepare = ray.remote(num_cpus=0.5, max_retries=2)(prepare_source)
+        self.prepare = ray.remote(num_cpus=TASK_CPUS, max_retries=2)(prepare_source)
         actor = ray.remote(IngestActor)
-        options = {"num_cpus": executor.cpus_per_actor, "num_gpus": executor.gpus(ray),
+        options = {"num_cpus": executor.cpus(float(ray.cluster_resources().get("CPU", 0))),
+                   "num_gpus": executor.gpus(ray),
                    "max_restarts": executor.max_restarts, "max_task_retries": executor.max_restarts}
         # Named, so an operator (or a test) can find a run's actors: ray.util.list_named_actors().
         self.actors = [actor.options(name=f"rosetta-ingest-{spec.run}-{i}", **options).remote(spec)

@@ -20,6 +20,7 @@ import pytest
 from psycopg import sql
 
 from rag.config import Config
+from rag.errors import ConfigError
 from rag.ingest import FileReport, IngestReport, IngestStatus
 from rag.ray_ingest import RayExecutor
 from rag.rosetta import Rosetta
@@ -223,3 +224,18 @@ def test_a_killed_driver_then_a_rerun_equal_a_clean_run(local_ray: Any, config: 
     rerun, rows = _ingest(ray_config, "driver", [corpus], HashEncoder(), EXECUTOR)
     assert sum(f.status is IngestStatus.UNCHANGED for f in rerun.files) >= stored
     rows.assert_equals(clean)
+
+
+@pytest.mark.parametrize(("executor", "cluster", "cpus"), [
+    (RayExecutor(actors=2), 2.0, 0.75), (RayExecutor(actors=2), 8.0, 1.0),
+    (RayExecutor(actors=3, cpus_per_actor=0.5), 2.0, 0.5)])  # fmt: skip
+def test_actors_leave_half_a_cpu_to_the_loading_tasks(executor: RayExecutor, cluster: float, cpus: float) -> None:
+    assert executor.cpus(cluster) == cpus
+
+
+def test_actors_that_would_leave_the_tasks_no_cpu_are_refused() -> None:
+    # Ray would wait for a free CPU forever (how `rosetta ingest --ray local` hung on two cores before).
+    with pytest.raises(ConfigError) as caught:
+        RayExecutor(actors=2, cpus_per_actor=1.0).cpus(2.0)
+    assert str(caught.value) == ("2 Ray actors of 1 CPUs leave no CPU for the loading-and-chunking tasks (0.5 each) "
+                                 "on a cluster of 2 CPUs; use fewer actors (--ray-actors) or fewer CPUs per actor")
