@@ -21,10 +21,10 @@ $(VENV)/.core: pyproject.toml | $(PY)
 	touch $@
 
 # Test install: torch first (the CPU wheel; a plain `torch` requirement would pull a CUDA build),
-# then BGE-M3 support, the dev tools and the servers (rosetta serve / mcp).
+# then BGE-M3 support, the dev tools, the servers (rosetta serve / mcp) and Ray (rosetta ingest --ray).
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[bge-m3,evals,dev,serve,llamaindex]'
+	$(PIP) install -q -e '.[bge-m3,evals,dev,serve,llamaindex,ray]'
 	touch $@
 
 demo: $(VENV)/.core

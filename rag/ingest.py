@@ -169,25 +169,65 @@ def _with_language(document: Document, detect: Callable[[str], str | None]) -> D
                     document.content_type, language)
 
 
-def _store_document(p: Pipeline, document: Document, known: dict[str, str]) -> FileReport:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A changed document ready to encode: its language set, its content hash, the hash stored before (None:
+    new), its chunks and the (chunk id, ordinal, text) of their sentences. A Ray task makes it, an actor
+    writes it."""
+
+    document: Document
+    digest: str
+    previous: str | None
+    chunks: tuple[Chunk, ...]
+    sentences: tuple[tuple[str, int, str], ...]
+
+
+def _failed(document: Document, exc: EncoderError) -> FileReport:
+    return FileReport(document.uri, IngestStatus.FAILED, document.language, 0, str(exc))
+
+
+def prepare_document(p: Pipeline, document: Document, previous: str | None) -> Prepared | FileReport:
+    """The document chunked for writing, or its report when it is unchanged (skipped before any encoding),
+    empty, or failed."""
     key = (f"{PIPELINE_VERSION}:{p.max_tokens}:{p.encoder.name}" + (":sentences" if p.split else "")
            + (":headings" if p.heading_context else ""))
     digest = content_hash(document, key)
-    previous = known.get(document.uri)
     if previous == digest:
         return FileReport(document.uri, IngestStatus.UNCHANGED, None)
-    document = _with_language(document, p.detect)
-    chunks = p.chunk(document)
+    try:
+        document = _with_language(document, p.detect)
+        chunks = p.chunk(document)
+    except EncoderError as exc:
+        return _failed(document, exc)
     if not chunks:
         return FileReport(document.uri, IngestStatus.FAILED, document.language, 0, "no text to index")
-    encodings = p.encoder.encode_passages([(encoded_text if p.heading_context else chunk_text)(c) for c in chunks])
-    sentences = _sentences(p, chunks)
-    vectors = [e.dense for e in p.encoder.encode_passages([text for _, _, text in sentences])] if sentences else []
+    return Prepared(document, digest, previous, tuple(chunks), tuple(_sentences(p, chunks)))
+
+
+def write_document(p: Pipeline, prepared: Prepared) -> FileReport:
+    """Encode a prepared document and replace its rows in one transaction; an encoder failure is its report."""
+    document, chunks, sentences = prepared.document, prepared.chunks, prepared.sentences
+    try:
+        encodings = p.encoder.encode_passages([(encoded_text if p.heading_context else chunk_text)(c)
+                                               for c in chunks])
+        vectors = [e.dense for e in p.encoder.encode_passages([text for _, _, text in sentences])] if sentences else []
+    except EncoderError as exc:
+        return _failed(document, exc)
     rows = [SentenceVector(chunk_id, ordinal, vector) for (chunk_id, ordinal, _), vector in zip(sentences, vectors)]
-    count = p.store.replace_document(p.collection, document, digest, chunks, encodings, p.sparse_max_terms, rows)
-    known[document.uri] = digest
-    status = IngestStatus.ADDED if previous is None else IngestStatus.UPDATED
+    count = p.store.replace_document(p.collection, document, prepared.digest, chunks, encodings,
+                                     p.sparse_max_terms, rows)
+    status = IngestStatus.ADDED if prepared.previous is None else IngestStatus.UPDATED
     return FileReport(document.uri, status, document.language, count)
+
+
+def _store_document(p: Pipeline, document: Document, known: dict[str, str]) -> FileReport:
+    prepared = prepare_document(p, document, known.get(document.uri))
+    if isinstance(prepared, FileReport):
+        return prepared
+    report = write_document(p, prepared)
+    if report.status is not IngestStatus.FAILED:
+        known[document.uri] = prepared.digest
+    return report
 
 
 def _sentences(p: Pipeline, chunks: Sequence[Chunk]) -> list[tuple[str, int, str]]:
@@ -202,20 +242,37 @@ def _sentences(p: Pipeline, chunks: Sequence[Chunk]) -> list[tuple[str, int, str
     return found
 
 
-def _ingest_source(p: Pipeline, connector: Connector, uri: str, known: dict[str, str]) -> list[FileReport]:
+def load_source(connector: Connector, uri: str) -> list[Document] | FileReport:
+    """The documents of one source, or the report of why it could not be loaded."""
     try:
         documents = connector.load(uri)
     except ConnectorError as exc:
-        return [FileReport(uri, IngestStatus.FAILED, error=str(exc))]
+        return FileReport(uri, IngestStatus.FAILED, error=str(exc))
+    return documents or FileReport(uri, IngestStatus.FAILED, error="the source held no documents")
+
+
+def _ingest_source(p: Pipeline, connector: Connector, uri: str, known: dict[str, str]) -> list[FileReport]:
+    documents = load_source(connector, uri)
+    if isinstance(documents, FileReport):
+        return [documents]
     reports = []
     for document in documents:
         started = time.perf_counter()
-        try:
-            reports.append(_store_document(p, document, known))
-        except EncoderError as exc:
-            reports.append(FileReport(document.uri, IngestStatus.FAILED, document.language, 0, str(exc)))
+        reports.append(_store_document(p, document, known))
         _log_document(reports[-1], time.perf_counter() - started)
-    return reports or [FileReport(uri, IngestStatus.FAILED, error="the source held no documents")]
+    return reports
+
+
+def _in_process(p: Pipeline, sources: Sequence[tuple[Target, str]], known: dict[str, str]
+                ) -> Iterator[list[FileReport]]:
+    """Each source loaded, chunked, encoded and written in this process, one after the other."""
+    for target, uri in sources:
+        yield _ingest_source(p, target.connector, uri, known)
+
+
+# Runs the sources of one ingest and yields each source's reports as it finishes (in any order):
+# ``_in_process`` by default, rag.ray_ingest.RayExecutor on a Ray cluster. ``known`` is {uri: content hash}.
+SourceRunner = Callable[[Pipeline, Sequence[tuple[Target, str]], dict[str, str]], Iterator[list[FileReport]]]
 
 
 def _log_document(report: FileReport, seconds: float) -> None:
@@ -253,9 +310,10 @@ def _prune(p: Pipeline, targets: Sequence[Target], stored: set[str], known: dict
     return [FileReport(uri, IngestStatus.PRUNED) for uri in gone]
 
 
-def run_ingest(p: Pipeline, targets: Sequence[Target], prune: bool = False) -> IngestReport:
-    """Ingest every source of ``targets``; with ``prune``, delete stored documents under them whose source
-    is proved gone."""
+def run_ingest(p: Pipeline, targets: Sequence[Target], prune: bool = False,
+               runner: SourceRunner | None = None) -> IngestReport:
+    """Ingest every source of ``targets`` (in this process, or through ``runner``); with ``prune``, delete
+    stored documents under them whose source is proved gone."""
     started = time.perf_counter()
     sources, unlisted = _enumerate(targets)
     reports = list(unlisted)
@@ -263,8 +321,7 @@ def run_ingest(p: Pipeline, targets: Sequence[Target], prune: bool = False) -> I
         p.progress.sources_found(len(sources))
     known = p.store.document_hashes(p.collection)
     stored: set[str] = set()
-    for target, uri in sources:
-        done = _ingest_source(p, target.connector, uri, known)
+    for done in (runner or _in_process)(p, sources, known):
         stored.update(r.uri for r in done if r.status is not IngestStatus.FAILED)
         reports.extend(done)
         if p.progress:

@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Gen
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, cast, overload
+from typing import Literal, Protocol, Self, cast, overload
 
 from rag.answer.conversation import AnswerParts, Session, answer_steps, require_question
 from rag.answer.dialogue import Generator
@@ -27,6 +27,7 @@ from rag.ingest import (
     IngestProgress,
     IngestReport,
     Pipeline,
+    SourceRunner,
     Target,
     ingest_target,
     plugin_target,
@@ -62,6 +63,15 @@ class Status:
 
     collections: tuple[CollectionStatus, ...]
     database: DatabaseInfo
+
+
+class IngestExecutor(Protocol):
+    """Runs an ingest's sources elsewhere, e.g. on Ray (rag.ray_ingest.RayExecutor)."""
+
+    def runner(self, config: Config, collection: Collection, encoder: Encoder | None) -> SourceRunner:
+        """The runner for one ingest into ``collection``: its workers open ``config`` (whose db.url is this
+        database) with ``encoder`` (the one given to ``Rosetta.open``, or None for the configured one)."""
+        ...
 
 
 class Rosetta:
@@ -164,6 +174,7 @@ class Rosetta:
         progress: IngestProgress | None = None,
         connector: str | None = None,
         storage: Storage | None = None,
+        executor: IngestExecutor | None = None,
     ) -> IngestReport:
         """Ingest files, directories, URLs and Connector objects (e.g. a LlamaIndex reader wrapped by
         ``connectors.llamaindex_connector``) into ``collection``; bad sources are reported, not raised.
@@ -173,13 +184,18 @@ class Rosetta:
         never a Connector object's or a plugin's.
         ``storage`` (None: ``ingest.storage``) is how a new collection's dense index holds the vectors; an
         existing collection created with another one is refused (SchemaMismatch).
+        ``executor`` runs the loading, chunking, encoding and writing elsewhere (``RayExecutor("auto")``).
         """
         name = check_collection_name(collection or self.config.collection)
         encoder = self.encoder(name)
         stored = self.store.ensure_collection(name, encoder.name, encoder.dim, encoder.sparse_dim,
                                               storage or self.config.ingest.storage)
         targets = self._targets(paths, glob, connector)
-        return run_ingest(self.pipeline(stored, progress), targets, prune=prune)
+        runner = None
+        if executor is not None:
+            config = replace(self.config, db=replace(self.config.db, url=self.database.url))
+            runner = executor.runner(config, stored, self._custom_encoder)
+        return run_ingest(self.pipeline(stored, progress), targets, prune=prune, runner=runner)
 
     def _targets(self, paths: Sequence[str | Path | Connector], glob: str | None, connector: str | None
                  ) -> list[Target]:

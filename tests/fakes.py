@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from rag.answer.dialogue import GenerationRequest, Reply
 from rag.encoders.hashing import HashingEncoder
+from rag.errors import EncoderError
 from rag.types import Encoding
 
 
@@ -76,3 +77,16 @@ def cite_first(request: GenerationRequest) -> Reply:
     """An echo model: quotes the first sentence of each passage it was given, cited (STYLE's EchoGenerator)."""
     lines = [f"{p.hit.chunk.text.split('.')[0].strip()}. [{p.number}]" for p in request.passages[:2]]
     return Reply(" ".join(lines) or "The passages do not say.")
+
+
+@dataclass(slots=True)
+class PoisonEncoder(HashEncoder):
+    """The hash encoder, failing (EncoderError) on any batch holding ``marker``: a document a worker cannot encode."""
+
+    marker: str = "POISON"
+
+    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
+        """As HashEncoder; EncoderError naming the marker when a text holds it."""
+        if any(self.marker in text for text in texts):
+            raise EncoderError(f"the encoder refused a text holding {self.marker!r}")
+        return HashEncoder.encode_passages(self, texts)

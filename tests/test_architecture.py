@@ -28,6 +28,7 @@ PLACES = {
     "rag.answer.conversation": "pipeline", "rag.build": "pipeline", "rag.builtins": "pipeline",
     "rag.rosetta": "facade",
     "rag.cli": "top", "rag.llamaindex_retriever": "top", "rag.serve": "top", "rag.__main__": "top",
+    "rag.ray_ingest": "top",
 }
 # A part imports the layers below it and its own package only; these are the exceptions, with their reason.
 PART_EXEMPT = {

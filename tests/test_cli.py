@@ -100,6 +100,13 @@ def test_bad_arguments_are_one_red_line_with_exit_code_2(env: dict[str, str], de
     assert result.stderr.strip() == message
 
 
+def test_ingest_on_ray_with_no_actors_is_one_red_line_before_anything_runs(env: dict[str, str],
+                                                                          demo_copy: Path) -> None:
+    result = CliRunner().invoke(app, ["ingest", str(demo_copy), "--ray", "local", "--ray-actors", "0"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: RayExecutor needs at least one actor, got actors=0"
+
+
 def test_unreachable_database_names_the_url_without_its_password(env: dict[str, str]) -> None:
     env = {**env, "ROSETTA_DATABASE_URL": "postgresql://me:hunter2@127.0.0.1:9/none?connect_timeout=2"}
     result = CliRunner().invoke(app, ["status"], env=env)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,6 +37,9 @@ from rag.config import Config, load_config, log_level, parse_mode, parse_storage
 from rag.errors import ConfigError, RagError, StoreError
 from rag.rosetta import Rosetta
 from rag.types import Filter
+
+if TYPE_CHECKING:
+    from rag.ray_ingest import RayExecutor
 
 app = typer.Typer(no_args_is_help=True, help="Rosetta: ask in your language, answer from theirs.")
 bench = typer.Typer(no_args_is_help=True, help="Benchmarks (they print numbers; see evals/).")
@@ -139,16 +142,32 @@ def ingest(
                          ] = None,
     storage: Annotated[str | None, typer.Option(
         help="A new collection's dense index: vector, halfvec or bit+rescore [ROSETTA_STORAGE].")] = None,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="ADDRESS", help="Run on Ray: 'local' (a Ray on this machine), 'auto' (the running "
+        "cluster) or ray://HOST:10001. Needs rosetta-rag[ray] and a database every node reaches.")] = None,
+    ray_actors: Annotated[int, typer.Option(help="Encoder actors with --ray (one encoder each).")] = 2,
 ) -> None:
     """Load, chunk, encode and store documents; re-running only updates what changed."""
+    executor = _ray_executor(ctx, ray, ray_actors)
     with _session(ctx, collection=collection, max_bytes=max_bytes) as rosetta, IngestBar(_console(True)) as bar:
         chosen = parse_storage(storage) if storage is not None else None
-        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar, connector=connector, storage=chosen)
+        report = rosetta.ingest(paths, glob=glob, prune=prune, progress=bar, connector=connector, storage=chosen,
+                                executor=executor)
     if as_json:
         _print_json(ingest_json(report))
     else:
         _console().print(ingest_table(report))
     raise typer.Exit(1 if report.failed else 0)
+
+
+def _ray_executor(ctx: typer.Context, address: str | None, actors: int) -> RayExecutor | None:
+    """The RayExecutor for ``--ray ADDRESS`` (None without it)."""
+    if address is None:
+        return None
+    from rag.ray_ingest import RayExecutor
+
+    with _errors(ctx):
+        return RayExecutor(address, actors)
 
 
 @app.command()

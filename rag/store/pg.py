@@ -358,7 +358,9 @@ class PgStore:
 
     def cache_encodings(self, model: str, encodings: Mapping[str, Encoding]) -> None:
         """Remember encodings for ``model`` by text hash (first writer wins)."""
-        rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": to_pg(e.sparse)} for h, e in encodings.items()]
+        # In hash order: two writers inserting overlapping keys in opposite orders would deadlock.
+        rows = [{"model": model, "hash": h, "dense": e.dense, "sparse": to_pg(e.sparse)}
+                for h, e in sorted(encodings.items(), key=lambda item: item[0])]
         with errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
             cursor.executemany(self._sql(_CACHE_PUT), rows)
 
