@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rag.config import Config
+from rag.encoders.cache import Wrapping
 from rag.errors import ConfigError
 from rag.ingest import (
     FileReport,
@@ -54,35 +55,11 @@ class WorkerSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class LengthSorted:
+class LengthSorted(Wrapping):
     """An Encoder that hands its texts to ``inner`` shortest first, so each batch holds texts of about one
     length (less padding), and returns the encodings in the order given."""
 
     inner: Encoder
-
-    @property
-    def name(self) -> str:
-        """The inner encoder's name."""
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        """The inner encoder's dense dimension."""
-        return self.inner.dim
-
-    @property
-    def sparse_dim(self) -> int:
-        """The inner encoder's sparse dimension."""
-        return self.inner.sparse_dim
-
-    @property
-    def lexical_idf(self) -> bool:
-        """Whether the inner encoder's sparse queries need IDF."""
-        return self.inner.lexical_idf
-
-    def count_tokens(self, text: str) -> int:
-        """The inner encoder's token count."""
-        return self.inner.count_tokens(text)
 
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Passage encodings, computed by token length."""

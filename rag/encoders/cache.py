@@ -27,12 +27,12 @@ def text_hash(kind: str, text: str) -> str:
     return hashlib.sha256(f"{kind}\0{text}".encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class CachedEncoder:
-    """Encodes only texts the cache has not seen; the rest come from the cache (dense and sparse only)."""
+class Wrapping:
+    """What an encoder that wraps ``inner`` passes through unchanged: its name, dimensions, IDF use and token
+    count. Mixed into a (slotted) dataclass with an ``inner`` field, which then adds the encode methods."""
 
+    __slots__ = ()
     inner: Encoder
-    cache: EncodingCache
 
     @property
     def name(self) -> str:
@@ -57,6 +57,14 @@ class CachedEncoder:
     def count_tokens(self, text: str) -> int:
         """The wrapped encoder's token count."""
         return self.inner.count_tokens(text)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEncoder(Wrapping):
+    """Encodes only texts the cache has not seen; the rest come from the cache (dense and sparse only)."""
+
+    inner: Encoder
+    cache: EncodingCache
 
     @property
     def cache_name(self) -> str:
