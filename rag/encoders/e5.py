@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.encoders.lexical import LexicalEncoder
+from rag.encoders.lexical import LexicalEncoder, LocalLexical
 from rag.errors import EncoderError
 from rag.types import Encoding
 
@@ -21,7 +21,7 @@ MAX_TOKENS = 512
 
 
 @dataclass(frozen=True, slots=True)
-class E5SmallEncoder:
+class E5SmallEncoder(LocalLexical):
     """multilingual-e5-small (4-bit, 384-d) with the ``query: ``/``passage: `` convention."""
 
     model: Any = field(repr=False)
@@ -54,16 +54,6 @@ class E5SmallEncoder:
         """384."""
         return int(self.model.dim)
 
-    @property
-    def sparse_dim(self) -> int:
-        """The lexical encoder's hashed space."""
-        return self.lexical.dim
-
-    @property
-    def lexical_idf(self) -> bool:
-        """True: the lexical weights are term frequencies, IDF comes from the corpus at query time."""
-        return True
-
     def _dense(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
         parts = [
             np.asarray(self.model.encode(list(texts[i : i + self.batch_size]), is_query), dtype=np.float32)
@@ -73,13 +63,11 @@ class E5SmallEncoder:
 
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Dense ``passage: `` vectors and BM25-style lexical weights."""
-        dense = self._dense(texts, is_query=False)
-        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.passages(texts))]
+        return self._passages(self._dense(texts, is_query=False), texts)
 
     def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
         """Dense ``query: `` vectors (of each text's first 512 tokens) and lexical query terms (of all of it)."""
-        dense = self._dense([self._window(text) for text in texts], is_query=True)
-        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.queries(texts))]
+        return self._queries(self._dense([self._window(text) for text in texts], is_query=True), texts)
 
     def _window(self, text: str) -> str:
         """The longest prefix of the query ``text`` that fits the model's MAX_TOKENS positions."""

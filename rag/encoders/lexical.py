@@ -16,9 +16,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import regex
 
-from rag.types import SparseVector
+from rag.types import Encoding, SparseVector
 
 # 2**24 slots keep hash collisions rare for corpora of a few million distinct terms.
 LEXICAL_DIM = 2**24
@@ -114,3 +115,28 @@ class LexicalEncoder:
     def queries(self, texts: Sequence[str]) -> list[SparseVector]:
         """``query`` for each text."""
         return [self.query(text) for text in texts]
+
+
+class LocalLexical:
+    """The sparse leg of an encoder whose dense vectors come from elsewhere (e5-small, an embeddings server):
+    term-frequency weights from ``lexical`` (IDF applied at query time), paired with the dense rows. Mixed into a
+    (slotted) dataclass with a ``lexical`` field."""
+
+    __slots__ = ()
+    lexical: LexicalEncoder
+
+    @property
+    def sparse_dim(self) -> int:
+        """The lexical encoder's hashed space."""
+        return self.lexical.dim
+
+    @property
+    def lexical_idf(self) -> bool:
+        """True: the lexical weights are term frequencies, IDF comes from the corpus at query time."""
+        return True
+
+    def _passages(self, dense: np.ndarray, texts: Sequence[str]) -> list[Encoding]:
+        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.passages(texts))]
+
+    def _queries(self, dense: np.ndarray, texts: Sequence[str]) -> list[Encoding]:
+        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.queries(texts))]

@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 
 from rag.config import EmbeddingsConfig
-from rag.encoders.lexical import LexicalEncoder
+from rag.encoders.lexical import LexicalEncoder, LocalLexical
 from rag.errors import EncoderError
 from rag.types import Encoding
 
@@ -132,7 +132,7 @@ def _vector(embedding: object, url: str) -> np.ndarray:
 
 
 @dataclass(frozen=True, slots=True)
-class OpenAICompatibleEncoder:
+class OpenAICompatibleEncoder(LocalLexical):
     """Dense vectors from an embeddings server, batched, with the model's prefixes; lexical weights computed here."""
 
     server: EmbeddingsServer
@@ -169,16 +169,6 @@ class OpenAICompatibleEncoder:
         """The dimension the server returned for the probe."""
         return self.dense_dim
 
-    @property
-    def sparse_dim(self) -> int:
-        """The local lexical encoder's hashed space."""
-        return self.lexical.dim
-
-    @property
-    def lexical_idf(self) -> bool:
-        """True: lexical weights are term frequencies; IDF comes from the corpus at query time."""
-        return True
-
     def _dense(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         prefix = self.query_prefix if kind == "query" else self.passage_prefix
         parts = [self.server.embed([prefix + t for t in texts[i : i + self.batch_size]], kind)
@@ -192,13 +182,11 @@ class OpenAICompatibleEncoder:
 
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Dense passage vectors from the server and local BM25-style lexical weights."""
-        dense = self._dense(texts, "passage")
-        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.passages(texts))]
+        return self._passages(self._dense(texts, "passage"), texts)
 
     def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
         """Dense query vectors from the server and local lexical query terms."""
-        dense = self._dense(texts, "query")
-        return [Encoding(vector, sparse) for vector, sparse in zip(dense, self.lexical.queries(texts))]
+        return self._queries(self._dense(texts, "query"), texts)
 
     def count_tokens(self, text: str) -> int:
         """An estimate from the UTF-8 length (no tokenizer here), erring toward more tokens."""
