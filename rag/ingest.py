@@ -24,8 +24,8 @@ from rag.types import Chunk, Collection, Connector, Document, Encoder, SentenceV
 
 log = logging.getLogger(__name__)
 
-# Part of every content hash: bump it when chunking changes, so re-ingest rebuilds the chunks.
-PIPELINE_VERSION = "chunk-v2"
+# Part of every content hash: bump it when chunking or chunk labelling changes, so re-ingest rebuilds the chunks.
+PIPELINE_VERSION = "chunk-v3"
 _DETECT_CHARS = 4000
 
 

@@ -45,6 +45,7 @@ from rag.types import (
     Collection,
     CollectionStatus,
     Connector,
+    Document,
     Encoder,
     Filter,
     Hit,
@@ -212,8 +213,12 @@ class Rosetta:
         encoder = self.encoder(stored.name)
         settings, r = self.config.ingest, self.config.retrieval
         detect = self.detector().detect
-        chunk = partial(chunk_document, count_tokens=encoder.count_tokens, max_tokens=settings.max_tokens,
-                        detect=detect)
+
+        def chunk(document: Document) -> list[Chunk]:
+            # A chunk's language is detected with its document's as the prior (short fragments take it).
+            return chunk_document(document, encoder.count_tokens, settings.max_tokens,
+                                  partial(detect, prior=document.language))
+
         return Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
                         settings.max_tokens, progress, split_prose if settings.sentence_vectors else None,
                         settings.heading_context, r.exact_scan_below if r.language_neutral else None)

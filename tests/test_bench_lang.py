@@ -40,6 +40,24 @@ def test_bench_lang_scores_against_the_file_language_and_the_reference(tmp_path:
             assert row[name] == {"accuracy": round(2 / 3, 4), "agreement": 1.0, "undetermined": 0}, name
 
 
+def test_bench_lang_labels_manual_chunks_as_ingest_does(tmp_path: Path) -> None:
+    _write_xquad(tmp_path)
+    manuals = tmp_path / "manuals"
+    (manuals / "ja").mkdir(parents=True)
+    (manuals / "en").mkdir()
+    (manuals / "ja" / "sdk.md").write_text(
+        "# SDK\n\nOpenTelemetry は多くのプログラミング言語向けに SDK を提供しています。\n\n"
+        "## 言語\n\n- [Go](/docs/go/)\n- [Java](/docs/java/)\n", encoding="utf-8")
+    (manuals / "en" / "glossary.md").write_text(
+        "# Glossary\n\nTerms used throughout the documentation of the collector.\n\n"
+        "## HTTP\n\nShort for [Hypertext Transfer Protocol][http].\n", encoding="utf-8")
+    report = measure(tmp_path, ("en", "de"), (4,), manuals)["manuals"]
+    # Every chunk carries its folder's language (the link list: its Japanese page's), and no fragment
+    # needed an accurate model.
+    assert report["chunks"] >= 4 and report["folder_accuracy"] == 1.0
+    assert report["accurate_models"] == []
+
+
 def test_bench_cli_times_each_command_and_rejects_a_failing_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     bench_cli.main(["--runs", "1", "--out", str(tmp_path)])

@@ -90,6 +90,20 @@ def test_changed_file_is_replaced_and_nothing_duplicated(rosetta: Rosetta, demo_
     assert _rows(rosetta, "SELECT count(*) FROM {s}.documents") == [(5,)]
 
 
+def test_a_chunk_too_short_to_tell_takes_its_documents_language(rosetta: Rosetta, tmp_path: Path) -> None:
+    page = tmp_path / "sdk.md"
+    page.write_text("# SDK の一覧\n\nOpenTelemetry は多くのプログラミング言語向けに SDK を提供しています。各 SDK は同じ"
+                    "仕様に従い、トレース、メトリクス、ログを扱います。\n\n## 言語\n\n- [Go](/docs/go/)\n"
+                    "- [Java](/docs/java/)\n- [Swift](/docs/swift/)\n\n## 中文\n\n为了保持空气清洁，过滤器必须每个月更换一次。\n")
+    (report,) = rosetta.ingest([page]).files
+    assert report.language == "ja"
+    rows = _rows(rosetta, "SELECT text, language FROM {s}.chunks ORDER BY ordinal")
+    by_text = {str(text).split("\n")[-1]: language for text, language in rows}
+    # The link list has only Latin letters: a language of its own it is not. The Chinese line is Chinese.
+    assert by_text["- [Swift](/docs/swift/)"] == "ja"
+    assert by_text["为了保持空气清洁，过滤器必须每个月更换一次。"] == "zh"
+
+
 def test_prune_removes_only_vanished_sources_under_the_given_paths(rosetta: Rosetta, demo_copy: Path,
                                                                  tmp_path: Path) -> None:
     other = tmp_path / "other"

@@ -166,3 +166,45 @@ def test_language_name(code: str, name: str) -> None:
 def test_language_name_of_unknown_code() -> None:
     with pytest.raises(ValueError, match="unknown language code 'xx'"):
         language_name("xx")
+
+
+# Fragments of real manuals (the OpenTelemetry pages in ../shared/data/manuals): a heading with a link,
+# a link list, a glossary entry. Without their document, lingua's guesses for them pulled in accurate
+# models of languages no page was written in (it, tr, id, vi...).
+FRAGMENTS = [
+    ("ja", "- [Go](/docs/languages/go/)\n- [Java](/docs/languages/java/)\n- [Swift](/docs/languages/swift/)"),
+    ("ja", "### OC {#oc}\n\n[OpenCensus](#opencensus)の略称。"),
+    ("zh", "### OTelCol\n\n[OpenTelemetry Collector](#collector) 的简称。"),
+    ("en", "### HTTP\n\nShort for [Hypertext Transfer Protocol][http]."),
+    ("en", "### Language\n\nProgramming Language."),
+    ("pt", "### DAG\n\n[Grafos acíclicos dirigidos][dag]."),
+]
+
+
+@pytest.mark.parametrize(("prior", "text"), FRAGMENTS)
+def test_a_short_fragment_takes_its_documents_language(prior: str, text: str) -> None:
+    fresh = LanguageDetector.load()
+    assert fresh.detect(text, prior=prior) == prior
+    assert fresh.accurate_languages == ()  # decided without loading any accurate model
+
+
+def test_a_short_text_in_another_script_than_the_prior_is_detected_on_its_own(detector: LanguageDetector) -> None:
+    assert detector.detect("为了保持空气清洁，过滤器必须每个月更换一次。", prior="en") == "zh"
+    assert detector.detect("フィルターは毎月交換する必要があります。", prior="zh") == "ja"
+    assert detector.detect("Фильтр нужно менять каждый месяц.", prior="en") == "ru"
+
+
+def test_a_long_text_is_detected_on_its_own_whatever_the_prior(detector: LanguageDetector) -> None:
+    text = "Der Filter muss jeden Monat gewechselt werden, damit die Luft in der Werkstatt sauber bleibt."
+    assert detector.detect(text, prior="en") == detector.detect(text) == "de"
+
+
+def test_a_prior_outside_the_enabled_languages_is_ignored() -> None:
+    latin_only = LanguageDetector.load(["en", "de"])
+    assert latin_only.detect("### Exporters", prior="ja") == latin_only.detect("### Exporters")
+
+
+def test_markup_is_not_read_as_language(detector: LanguageDetector) -> None:
+    # The Latin letters of link targets, anchors and URLs outnumber the Japanese text; they are not words.
+    text = "設定は[コレクターの設定](https://opentelemetry.io/docs/collector/configuration/#receivers)を参照。"
+    assert detector.detect(text) == "ja"
