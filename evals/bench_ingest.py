@@ -1,12 +1,14 @@
 """Ingest throughput benchmark: the whole pipeline against the raw encoder on the same chunks.
 
     python -m evals.bench_ingest --data ../shared/data/manuals [--json] [--raw-sample 256] [--no-sentences]
+                                 [--no-latent]
                                  [--ray N] [--out DIR]
 
 Ingests DATA with e5-small into a fresh embedded Postgres (so the encoding cache starts empty) and
 prints chunks, chunks/s, the raw encoder's passages/s on a sample of the same chunks, their ratio,
 peak RSS of this process and of the Postgres server, and database bytes per chunk (documents, chunks and
-their sentence vectors). ``--no-sentences`` turns sentence vectors off, to measure what they cost.
+their sentence vectors). ``--no-sentences`` turns sentence vectors off and ``--no-latent`` the latent terms,
+to measure what each costs.
 
 ``--ray N`` adds, in the same run, ingests through a local Ray (rag/ray_ingest.py) with 1..N encoder actors,
 each into a fresh schema (an empty encoding cache), beside an in-process ingest: once with e5-small (the
@@ -44,6 +46,7 @@ _SIZE = """
     SELECT pg_total_relation_size(format('%%I.chunks', %(schema)s::text)::regclass)
          + pg_total_relation_size(format('%%I.documents', %(schema)s::text)::regclass)
          + pg_total_relation_size(format('%%I.sentences', %(schema)s::text)::regclass)
+         + pg_total_relation_size(format('%%I.latent_stats', %(schema)s::text)::regclass)
 """
 _SENTENCES = "SELECT count(*) FROM {}.sentences"
 _TEXTS = "SELECT text FROM {}.chunks ORDER BY document_id, ordinal"
@@ -57,11 +60,12 @@ def _postgres_rss_mb(rosetta: Rosetta) -> float:
     return float(sum(p.memory_info().rss for p in [server, *server.children(recursive=True)])) / 2**20
 
 
-def measure(data: Path, raw_sample: int = 256, seed: int = 0, sentences: bool = True) -> dict[str, Any]:
+def measure(data: Path, raw_sample: int = 256, seed: int = 0, sentences: bool = True,
+            latent: bool = True) -> dict[str, Any]:
     """Run the benchmark and return its numbers."""
     with tempfile.TemporaryDirectory(prefix="rosetta-bench-") as tmp:
         config = Config(db=DbConfig(data_dir=Path(tmp)), models=ModelConfig(encoder=EncoderKind.E5_SMALL),
-                        ingest=IngestConfig(sentence_vectors=sentences), collection="bench")
+                        ingest=IngestConfig(sentence_vectors=sentences, latent_terms=latent), collection="bench")
         with Rosetta.open(config) as rosetta:
             started = time.perf_counter()
             report = rosetta.ingest([data])
@@ -158,10 +162,10 @@ def _ray_table(numbers: dict[str, Any]) -> str:
 
 
 def run(data: Path, as_json: bool = False, raw_sample: int = 256, sentences: bool = True, ray: int = 0,
-        out: Path | None = None) -> dict[str, Any]:
+        out: Path | None = None, latent: bool = True) -> dict[str, Any]:
     """Measure and print (a table, or JSON with ``as_json``); with ``ray``, the Ray runs too (publish_bench)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    numbers = measure(data, raw_sample, sentences=sentences)
+    numbers = measure(data, raw_sample, sentences=sentences, latent=latent)
     if ray:
         numbers["ray"] = measure_ray(data, ray, sentences)
         publish_bench(_ray_table(numbers["ray"]), numbers, out, "bench_ingest")
@@ -182,12 +186,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument("--raw-sample", type=int, default=256, help="chunks re-encoded by the raw encoder")
     parser.add_argument("--no-sentences", action="store_true", help="store no sentence vectors")
+    parser.add_argument("--no-latent", action="store_true", help="store no latent terms")
     parser.add_argument("--ray", type=int, default=0, metavar="N",
                         help="also ingest through a local Ray with 1..N actors (needs rosetta-rag[ray])")
     parser.add_argument("--out", type=Path, help="with --ray, also write OUT/bench_ingest.json")
     args = parser.parse_args()
     run(args.data, as_json=args.json, raw_sample=args.raw_sample, sentences=not args.no_sentences, ray=args.ray,
-        out=args.out)
+        out=args.out, latent=not args.no_latent)
 
 
 if __name__ == "__main__":

@@ -116,6 +116,9 @@ class IngestConfig:
     # Encode each chunk under its heading path ("Política de garantía › Cobertura"), so a chunk deep in a
     # section still carries what the section is about; the stored text stays the document's own.
     heading_context: bool = True
+    # Store each chunk's latent terms when the encoder has them (e5-small: its sparse autoencoder), which
+    # search mixes into the order of a language's chunks (retrieval.latent_weight; README, "Latent terms").
+    latent_terms: bool = True
     # How a new collection's dense index holds the vectors (``vector``, ``halfvec``, ``bit+rescore``;
     # rag/store/storage.py). None: DEFAULT_STORAGE for a new collection, and an existing one keeps its own;
     # a value that differs from an existing collection's is refused.
@@ -183,6 +186,11 @@ class RetrievalConfig:
     query_language_weight: float = 0.5
     sentence_weight: float = 0.5
     exact_scan_below: int = 1000
+    # A chunk's latent terms (where ingest stored them) add ``latent_weight`` times their cosine with the
+    # question's to the score that orders the chunks of one language, and ``latent_language_weight`` times
+    # their centred cosine to the score that interleaves languages (README, "Latent terms").
+    latent_weight: float = 0.3
+    latent_language_weight: float = 0.0
     # With a translator (an LLM), also search each target language's chunks densely with the question
     # translated into it (legs ``dense:de``, fused within that language). Off: no LLM runs offline here,
     # so whether it pays is not measured.
@@ -204,8 +212,10 @@ class RetrievalConfig:
         if not 0 <= self.cross_language_sparse_weight <= 1:
             raise ConfigError("retrieval.cross_language_sparse_weight must be in [0, 1], "
                               f"got {self.cross_language_sparse_weight}")
-        if self.dense_weight < 0 or self.sparse_weight < 0:
-            raise ConfigError(f"retrieval weights must be >= 0, got {self.dense_weight}, {self.sparse_weight}")
+        if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_language_weight) < 0:
+            raise ConfigError(f"retrieval weights must be >= 0, got dense {self.dense_weight}, sparse "
+                              f"{self.sparse_weight}, latent {self.latent_weight}, latent language "
+                              f"{self.latent_language_weight}")
         if self.language_prior < 0 or not 0 <= self.query_language_weight <= 2 or not 0 <= self.sentence_weight <= 1:
             raise ConfigError("retrieval.language_prior must be >= 0, query_language_weight in [0, 2] and "
                               f"sentence_weight in [0, 1]; got {self.language_prior}, {self.query_language_weight}, "

@@ -12,15 +12,24 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from rag.chunk import chunk_text, encoded_text
 from rag.errors import ConnectorError, EncoderError
 from rag.store import PgStore
-from rag.types import Chunk, Collection, Connector, Document, Encoder, SentenceVector
+from rag.types import (
+    Chunk,
+    Collection,
+    Connector,
+    Document,
+    Encoder,
+    LatentEncoder,
+    SentenceVector,
+    latent_dim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +160,8 @@ class Pipeline:
     heading_context: bool = False
     # Give each language with at least this many chunks its own HNSW index after the run (None: never).
     language_index_min: int | None = None
+    # Store each chunk's latent terms (the encoder's encode_latent), when the encoder has them.
+    latent: bool = False
 
 
 def content_hash(document: Document, pipeline_key: str) -> str:
@@ -190,7 +201,7 @@ def prepare_document(p: Pipeline, document: Document, previous: str | None) -> P
     """The document chunked for writing, or its report when it is unchanged (skipped before any encoding),
     empty, or failed."""
     key = (f"{PIPELINE_VERSION}:{p.max_tokens}:{p.encoder.name}" + (":sentences" if p.split else "")
-           + (":headings" if p.heading_context else ""))
+           + (":headings" if p.heading_context else "") + (":latent" if _latent(p) else ""))
     digest = content_hash(document, key)
     if previous == digest:
         return FileReport(document.uri, IngestStatus.UNCHANGED, None)
@@ -208,8 +219,11 @@ def write_document(p: Pipeline, prepared: Prepared) -> FileReport:
     """Encode a prepared document and replace its rows in one transaction; an encoder failure is its report."""
     document, chunks, sentences = prepared.document, prepared.chunks, prepared.sentences
     try:
-        encodings = p.encoder.encode_passages([(encoded_text if p.heading_context else chunk_text)(c)
-                                               for c in chunks])
+        texts = [(encoded_text if p.heading_context else chunk_text)(c) for c in chunks]
+        encodings = p.encoder.encode_passages(texts)
+        if _latent(p):
+            latents = cast(LatentEncoder, p.encoder).encode_latent(texts)
+            encodings = [replace(e, latent=latent) for e, latent in zip(encodings, latents, strict=True)]
         vectors = [e.dense for e in p.encoder.encode_passages([text for _, _, text in sentences])] if sentences else []
     except EncoderError as exc:
         return _failed(document, exc)
@@ -218,6 +232,11 @@ def write_document(p: Pipeline, prepared: Prepared) -> FileReport:
                                      p.sparse_max_terms, rows)
     status = IngestStatus.ADDED if prepared.previous is None else IngestStatus.UPDATED
     return FileReport(document.uri, status, document.language, count)
+
+
+def _latent(p: Pipeline) -> bool:
+    """Whether this pipeline stores latent terms: asked for, and the encoder has them."""
+    return p.latent and latent_dim(p.encoder) > 0
 
 
 def _store_document(p: Pipeline, document: Document, known: dict[str, str]) -> FileReport:

@@ -221,7 +221,8 @@ class Rosetta:
 
         return Pipeline(self.store, stored, encoder, chunk, detect, settings.sparse_max_terms,
                         settings.max_tokens, progress, split_prose if settings.sentence_vectors else None,
-                        settings.heading_context, r.exact_scan_below if r.language_neutral else None)
+                        settings.heading_context, r.exact_scan_below if r.language_neutral else None,
+                        settings.latent_terms)
 
     def retriever(self, collection: str | None = None) -> Retriever:
         """The (cached) retriever for an existing collection, with its encoder, reranker and translator;

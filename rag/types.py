@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
@@ -133,11 +133,13 @@ class SparseVector:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Encoding:
-    """An encoder's output for one text: a dense vector, lexical weights, and ColBERT vectors on request."""
+    """An encoder's output for one text: a dense vector, lexical weights, ColBERT vectors on request, and
+    latent terms (an encoder's ``encode_latent``, unit length) where ingest stores them."""
 
     dense: np.ndarray
     sparse: SparseVector | None = None
     colbert: np.ndarray | None = None
+    latent: SparseVector | None = None
 
     def __post_init__(self) -> None:
         if self.dense.ndim != 1:
@@ -193,6 +195,26 @@ class Encoder(Protocol):
     def count_tokens(self, text: str) -> int:
         """Number of model tokens ``text`` becomes (the chunker's budget unit)."""
         ...
+
+
+@runtime_checkable
+class LatentEncoder(Protocol):
+    """An encoder that also gives latent terms: sparse features of what a text says that hold little of its
+    language (e5-small's sparse autoencoder). Optional: search uses them where a collection stored them."""
+
+    @property
+    def latent_dim(self) -> int:
+        """Dimensions of the latent terms; 0 when this instance has none."""
+        ...
+
+    def encode_latent(self, texts: Sequence[str]) -> list[SparseVector]:
+        """Unit-length latent terms of each text (the same for questions and passages)."""
+        ...
+
+
+def latent_dim(encoder: object) -> int:
+    """The latent-term dimensions of ``encoder``; 0 for an encoder without them."""
+    return int(encoder.latent_dim) if isinstance(encoder, LatentEncoder) else 0
 
 
 class Connector(Protocol):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rag.answer.dialogue import GenerationRequest, Reply
 from rag.encoders.hashing import HashingEncoder
 from rag.errors import EncoderError
-from rag.types import Encoding
+from rag.types import Encoding, SparseVector
 
 
 @dataclass(slots=True)
@@ -90,3 +90,37 @@ class PoisonEncoder(HashEncoder):
         if any(self.marker in text for text in texts):
             raise EncoderError(f"the encoder refused a text holding {self.marker!r}")
         return HashEncoder.encode_passages(self, texts)
+
+
+# The fake's latent terms: each word of this lexicon stands for a concept, whatever its language.
+CONCEPTS = {"battery": 0, "akku": 0, "batería": 0, "filter": 1, "luftfilter": 1, "filtro": 1, "warranty": 2,
+            "garantie": 2, "garantía": 2}
+
+
+@dataclass(slots=True)
+class LatentHashEncoder(HashEncoder):
+    """The hash fake with latent terms: the concepts of CONCEPTS a text names, counted, at unit length.
+
+    ``latent_calls`` holds every batch of latent terms it was asked for.
+    """
+
+    latent_calls: list[list[str]] = field(default_factory=list)
+
+    @property
+    def latent_dim(self) -> int:
+        """One dimension per concept."""
+        return 1 + max(CONCEPTS.values())
+
+    def encode_latent(self, texts: Sequence[str]) -> list[SparseVector]:
+        """Concept counts of each text, unit length (empty for a text naming none)."""
+        self.latent_calls.append(list(texts))
+        found = []
+        for text in texts:
+            counts: dict[int, float] = {}
+            for word in text.lower().split():
+                concept = CONCEPTS.get(word.strip(".,;:!?¿¡"))
+                if concept is not None:
+                    counts[concept] = counts.get(concept, 0.0) + 1.0
+            norm = sum(v * v for v in counts.values()) ** 0.5
+            found.append(SparseVector({i: v / norm for i, v in counts.items()}, self.latent_dim))
+        return found

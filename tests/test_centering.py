@@ -3,6 +3,8 @@ languages, language-stratified fusion, and the words that count across languages
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -152,3 +154,33 @@ def test_a_chunk_first_in_every_leg_of_its_language_leads_that_language() -> Non
 def test_words_that_survive_translation(text: str, shared: set[str]) -> None:
     ids = shared_terms(text)
     assert {t for t in terms(text) if term_index(t) in ids} == shared
+
+
+def test_latent_scores_are_the_cosines_of_the_latent_vectors() -> None:
+    from rag.centering import LatentQuery, LatentSums
+    from rag.types import SparseVector
+
+    rng = np.random.default_rng(7)
+    dim = 40
+    sums = {"de": rng.random(dim) * 3, "ja": rng.random(dim)}
+    counts = {"de": 3, "ja": 1}
+    chunks = LanguageMeans(counts, {code: rng.random(4) for code in counts}, prior=2.0, query_weight=0.5)
+    latents = LatentSums({code: (np.arange(dim), total) for code, total in sums.items()})
+    centering = Centering(chunks, chunks, latent_weight=0.3, latents=latents, latent_language_weight=0.3)
+    question = SparseVector({1: 0.6, 5: 0.8}, dim)
+    scoring = LatentQuery.of(centering, question, "de")
+    assert scoring is not None
+    means = LanguageMeans(counts, sums, prior=2.0, query_weight=0.5)
+    q = np.zeros(dim)
+    q[[1, 5]] = [0.6, 0.8]
+    for language in ("de", "ja"):
+        chunk = SparseVector({1: 0.3, 7: 0.9, 12: 0.1}, dim)
+        d = np.zeros(dim)
+        d[[1, 7, 12]] = [0.3, 0.9, 0.1]
+        score = scoring.score(language, chunk)
+        centred_q, centred_d = q - 0.5 * means.centroid("de"), d - means.centroid(language)
+        assert score.plain == pytest.approx(q @ d / np.linalg.norm(d))
+        assert score.neutral == pytest.approx(centred_q @ centred_d / np.linalg.norm(centred_q)
+                                              / np.linalg.norm(centred_d))
+    assert scoring.score("de", None).neutral == 0.0
+    assert LatentQuery.of(replace(centering, latent_weight=0.0, latent_language_weight=0.0), question, "de") is None

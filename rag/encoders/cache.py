@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
-from rag.types import Encoder, Encoding
+from rag.types import Encoder, Encoding, LatentEncoder, SparseVector, latent_dim
 
 
 class EncodingCache(Protocol):
@@ -19,6 +19,14 @@ class EncodingCache(Protocol):
 
     def cache_encodings(self, model: str, encodings: Mapping[str, Encoding]) -> None:
         """Store encodings by hash."""
+        ...
+
+    def cached_latents(self, model: str, hashes: Sequence[str]) -> dict[str, SparseVector]:
+        """Latent terms already stored for these hashes."""
+        ...
+
+    def cache_latents(self, model: str, latents: Mapping[str, SparseVector]) -> None:
+        """Store latent terms by hash."""
         ...
 
 
@@ -58,6 +66,15 @@ class Wrapping:
         """The wrapped encoder's token count."""
         return self.inner.count_tokens(text)
 
+    @property
+    def latent_dim(self) -> int:
+        """The wrapped encoder's latent-term dimensions (0: it has none)."""
+        return latent_dim(self.inner)
+
+    def encode_latent(self, texts: Sequence[str]) -> list[SparseVector]:
+        """The wrapped encoder's latent terms."""
+        return cast(LatentEncoder, self.inner).encode_latent(texts)
+
 
 @dataclass(frozen=True, slots=True)
 class CachedEncoder(Wrapping):
@@ -90,3 +107,14 @@ class CachedEncoder(Wrapping):
     def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
         """Query encodings, from the cache where possible."""
         return self._encode("query", texts)
+
+    def encode_latent(self, texts: Sequence[str]) -> list[SparseVector]:
+        """Latent terms, from the cache where possible."""
+        keys = [text_hash("latent", text) for text in texts]
+        found = self.cache.cached_latents(self.cache_name, sorted(set(keys)))
+        missing = {key: text for key, text in zip(keys, texts) if key not in found}
+        if missing:
+            fresh = dict(zip(missing, cast(LatentEncoder, self.inner).encode_latent(list(missing.values()))))
+            self.cache.cache_latents(self.cache_name, fresh)
+            found.update(fresh)
+        return [found[key] for key in keys]

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
@@ -26,12 +27,14 @@ from rag.types import (
     Encoder,
     Filter,
     Hit,
+    LatentEncoder,
     LegScore,
     Reranker,
     SearchMode,
     SparseVector,
     Translator,
     check_text,
+    latent_dim,
 )
 
 log = logging.getLogger(__name__)
@@ -127,7 +130,7 @@ class Retriever:
         own = self.detect(query)
         centering = self.centering()  # read once per search: the legs below all use the same statistics
         if mode in (SearchMode.DENSE, SearchMode.HYBRID):
-            rankings.append(self._dense(encoding.dense, own, where, centering))
+            rankings.append(self._dense(encoding.dense, own, where, centering, query))
             weights.append(s.dense_weight)
             languages.append(None)
         if s.translate_dense and translate and self._neutral(mode):
@@ -165,16 +168,22 @@ class Retriever:
         s = self.settings
         if not s.language_neutral:
             return None
-        return self.store.centering(self.collection, s.language_prior, s.query_language_weight, s.sentence_weight)
+        return self.store.centering(self.collection, s.language_prior, s.query_language_weight, s.sentence_weight,
+                                    s.latent_weight, s.latent_language_weight)
 
     def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,
-               centering: Centering | None) -> list[Hit]:
-        """The dense leg: language-neutral (centred cosine, per-language scans) with ``centering``, else plain."""
+               centering: Centering | None, query: str | None = None) -> list[Hit]:
+        """The dense leg: language-neutral (centred cosine, per-language scans) with ``centering``, else plain;
+        with ``query``, its latent terms order each language's chunks too (where the encoder has them)."""
         s = self.settings
         if centering is None:
             return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search, s.rescore_factor)
+        latent = None
+        uses = centering.latent_weight > 0 or centering.latent_language_weight > 0
+        if query is not None and uses and latent_dim(self.encoder) > 0:
+            (latent,) = cast(LatentEncoder, self.encoder).encode_latent([query])
         return self.store.neutral_dense_search(self.collection, vector, language, centering, s.k_dense,
-                                               where, s.ef_search, s.exact_scan_below, s.rescore_factor)
+                                               where, s.ef_search, s.exact_scan_below, s.rescore_factor, latent)
 
     def _translated_dense(self, query: str, own: str | None, where: Filter | None, centering: Centering | None
                           ) -> list[tuple[str, list[Hit]]]:

@@ -72,7 +72,8 @@ def chunk_row(
     sparse, cut = (encoding.sparse.top(max_terms) if encoding.sparse is not None else (None, 0.0))
     terms = sorted(sparse.weights) if sparse is not None else []
     return (collection.id, chunk.id, document_id, chunk.ordinal, chunk.text, chunk.language, chunk.page,
-            list(chunk.heading), chunk.start, chunk.end, encoding.dense, to_pg(sparse), cut, terms)
+            list(chunk.heading), chunk.start, chunk.end, encoding.dense, to_pg(sparse), cut, terms,
+            to_pg(encoding.latent))
 
 
 def copy_sentences(conn: Any, statement: sql.Composed, collection: Collection, chunks: Sequence[Chunk],

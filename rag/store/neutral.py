@@ -9,9 +9,19 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from pgvector import SparseVector as PgSparseVector
 from psycopg import sql
 
-from rag.centering import Centering, LanguageMeans, Products, interleave, score_chunk
+from rag.centering import (
+    Centering,
+    LanguageMeans,
+    LatentQuery,
+    LatentScore,
+    LatentSums,
+    Products,
+    interleave,
+    score_chunk,
+)
 from rag.store.adapt import dense_from_pg
 from rag.store.sql import language_legs_statement, row_to_hit
 from rag.store.storage import candidates
@@ -19,15 +29,20 @@ from rag.types import Collection, Filter, Hit, LegScore
 
 
 def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_weight: float,
-                        sentence_weight: float) -> Centering:
-    """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means."""
+                        sentence_weight: float, latent_weight: float = 0.0,
+                        latent_rows: Sequence[tuple[Any, ...]] = (), latent_language_weight: float = 0.0) -> Centering:
+    """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means, and LATENT_STATS
+    rows (language, term ids, totals) as the latent sums."""
 
     def means(kind: str) -> LanguageMeans:
         found = [(str(code), int(count), dense_from_pg(total)) for k, code, count, total in rows if k == kind]
         return LanguageMeans({code: count for code, count, _ in found}, {code: v for code, _, v in found},
                              prior, query_weight)
 
-    return Centering(means("chunk"), means("sentence"), sentence_weight)
+    latents = LatentSums({str(code): (np.asarray(ids, dtype=np.int64), np.asarray(totals, dtype=np.float64))
+                          for code, ids, totals in latent_rows})
+    return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latents,
+                     latent_language_weight)
 
 
 def language_legs(schema: str, collection: Collection, question: np.ndarray, language: str | None,
@@ -52,14 +67,26 @@ def language_legs(schema: str, collection: Collection, question: np.ndarray, lan
     return statement, params, query
 
 
+def _latent_scores(latent: LatentQuery | None, rows: Sequence[tuple[Any, ...]]) -> list[LatentScore]:
+    """The rows' latent terms (pgvector's SparseVector, None where a chunk has none) scored for the question."""
+    if latent is None:
+        return [LatentScore() for _ in rows]
+    stored: list[PgSparseVector | None] = [row[18] for row in rows]
+    return latent.score_many([row[5] for row in rows], [
+        None if vector is None else (np.asarray(vector.indices(), dtype=np.int64),
+                                     np.asarray(vector.values(), dtype=np.float64)) for vector in stored])
+
+
 def interleaved(collection: Collection, centering: Centering, query: np.ndarray, question: np.ndarray,
-                 rows: Sequence[tuple[Any, ...]]) -> list[Hit]:
-    """Rows of the language legs as Hits: per language by plain score, languages interleaved by neutral score."""
+                 rows: Sequence[tuple[Any, ...]], latent: LatentQuery | None = None) -> list[Hit]:
+    """Rows of the language legs as Hits: per language by plain score, languages interleaved by neutral score
+    (both with the latent terms' cosines where ``latent``, the question's, is given)."""
     ordered: dict[str, list[tuple[float, Hit]]] = {}
     neutral: dict[str, list[float]] = {}
-    for row in rows:
+    for row, latent_score in zip(rows, _latent_scores(latent, rows), strict=True):
         sentences = [Products(*values) for values in zip(*(row[i] or () for i in range(14, 18)))]
-        scores = score_chunk(centering, query, question, row[5], Products(*map(float, row[10:14])), sentences)
+        scores = score_chunk(centering, query, question, row[5], Products(*map(float, row[10:14])), sentences,
+                             latent_score)
         ordered.setdefault(row[5], []).append((scores.plain, row_to_hit(row, collection, "dense", 1, scores.plain)))
         neutral.setdefault(row[5], []).append(scores.neutral)
     by_plain = {code: [hit for _, hit in sorted(pairs, key=lambda p: (-p[0], p[1].chunk.id))]

@@ -15,7 +15,7 @@ import numpy as np
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from rag.centering import Centering
+from rag.centering import Centering, LatentQuery
 from rag.config import RetrievalConfig
 from rag.errors import SchemaMismatch, StoreError
 from rag.store.adapt import chunk_row, copy_sentences, dense_from_pg, errors, from_pg, to_pg
@@ -33,6 +33,7 @@ from rag.store.sql import (
     EXACT_DENSE_SEARCH,
     HYBRID_SEARCH,
     LANGUAGE_STATS,
+    LATENT_STATS,
     NEIGHBOURS,
     SET_EF_SEARCH,
     SET_ITERATIVE_SCAN,
@@ -92,10 +93,11 @@ _UPSERT_DOCUMENT = """
 _DELETE_CHUNKS = "DELETE FROM {schema}.chunks WHERE document_id = %(document)s"
 _COPY_CHUNKS = """
     COPY {schema}.chunks (collection_id, id, document_id, ordinal, text, language, page, heading,
-                          start_char, end_char, dense, sparse, sparse_cut, terms) FROM STDIN WITH (FORMAT BINARY)
+                          start_char, end_char, dense, sparse, sparse_cut, terms, latent)
+    FROM STDIN WITH (FORMAT BINARY)
 """
 _CHUNK_TYPES = ["int4", "text", "int8", "int4", "text", "text", "int4", "text[]", "int4", "int4",
-                "vector", "sparsevec", "float4", "int4[]"]
+                "vector", "sparsevec", "float4", "int4[]", "sparsevec"]
 _COPY_SENTENCES = """
     COPY {schema}.sentences (collection_id, chunk_id, ordinal, language, dense) FROM STDIN WITH (FORMAT BINARY)
 """
@@ -119,6 +121,13 @@ _CACHE_GET = """
 _CACHE_PUT = """
     INSERT INTO {schema}.encoding_cache (model, text_hash, dense, sparse)
     VALUES (%(model)s, %(hash)s, %(dense)s, %(sparse)s) ON CONFLICT (model, text_hash) DO NOTHING
+"""
+_LATENT_GET = """
+    SELECT text_hash, latent FROM {schema}.latent_cache WHERE model = %(model)s AND text_hash = ANY(%(hashes)s)
+"""
+_LATENT_PUT = """
+    INSERT INTO {schema}.latent_cache (model, text_hash, latent)
+    VALUES (%(model)s, %(hash)s, %(latent)s) ON CONFLICT (model, text_hash) DO NOTHING
 """
 
 
@@ -252,11 +261,15 @@ class PgStore:
         return [row_to_hit(row, collection, "exact", rank, 1.0 - float(row[10])) for rank, row in enumerate(rows, 1)]
 
     def centering(self, collection: Collection, prior: float = 2.0, query_weight: float = 0.5,
-                  sentence_weight: float = 0.5) -> Centering:
+                  sentence_weight: float = 0.5, latent_weight: float = 0.0,
+                  latent_language_weight: float = 0.0) -> Centering:
         """The collection's per-language means of chunk and sentence vectors (kept by triggers, migration 3)."""
         with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
             rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
-        return centering_from_rows(rows, prior, query_weight, sentence_weight)
+            latent = (conn.execute(collection_statement(LATENT_STATS, self.schema, collection)).fetchall()
+                      if latent_language_weight else [])
+        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent,
+                                   latent_language_weight)
 
     def ensure_language_indexes(self, collection: Collection, min_chunks: int) -> list[str]:
         """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return
@@ -274,8 +287,8 @@ class PgStore:
 
     def neutral_dense_search(self, collection: Collection, question: np.ndarray, language: str | None,
                              centering: Centering, k: int, where: Filter | None = None,
-                             ef_search: int | None = None, exact_below: int = 1000, rescore_factor: int = 8
-                             ) -> list[Hit]:
+                             ef_search: int | None = None, exact_below: int = 1000, rescore_factor: int = 8,
+                             latent: SparseVector | None = None) -> list[Hit]:
         """Up to ``k`` chunks per language, ordered within it by cosine and interleaved by centred cosine
         (leg ``dense``; rag/store/neutral.py). Languages with fewer than ``exact_below`` chunks are scanned
         exactly, the others through the collection's HNSW index (iteratively, as rows are filtered)."""
@@ -292,8 +305,9 @@ class PgStore:
         # lies away from where the graph search starts: with ef_search 100 such scans found half of the true
         # k nearest at 10k chunks, with 8k (400) all of them, and faster (evals/bench_query_neutral.py).
         ef = scan_ef(collection.storage, max(ef_search_for(collection.storage, ef_search), LEG_EF_PER_ROW * k), pool)
-        rows = self._search(statement, params, True, ef, collection.storage)
-        return interleaved(collection, centering, query, question, rows)
+        rows = self._search(statement, params, True, ef, collection.storage, binary=True)
+        scoring = LatentQuery.of(centering, latent, language) if latent is not None else None
+        return interleaved(collection, centering, query, question, rows, scoring)
 
     def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
                       ef_search: int | None = None, leg: str = "sparse") -> list[Hit]:
@@ -325,15 +339,16 @@ class PgStore:
                                                                           collection.storage)]
 
     def _search(self, statement: sql.Composed, params: dict[str, Any], filtered: bool | Filter | None,
-                ef_search: int, storage: Storage = Storage.VECTOR) -> list[tuple[Any, ...]]:
+                ef_search: int, storage: Storage = Storage.VECTOR, binary: bool = False) -> list[tuple[Any, ...]]:
         """Run a search statement with ``ef_search``, and HNSW's iterative scan when rows are filtered or a
-        sign-bit scan's candidate pool may exceed ef_search."""
+        sign-bit scan's candidate pool may exceed ef_search; ``binary``: results in binary format (a sparse
+        vector then loads in microseconds instead of parsing its text)."""
         with errors("search"), self.pool.connection() as conn, conn.transaction():
             conn.execute(SET_EF_SEARCH, {"ef": str(int(ef_search))})
             iterate = filtered is True or (isinstance(filtered, Filter) and not filtered.is_empty())
             if iterate or storage is Storage.BIT_RESCORE:
                 conn.execute(SET_ITERATIVE_SCAN)
-            return conn.execute(statement, params).fetchall()
+            return conn.execute(statement, params, binary=binary).fetchall()
 
     def term_frequencies(self, collection: Collection, terms: Sequence[int]) -> tuple[int, dict[int, int]]:
         """The collection's chunk count and, per term id, how many chunks contain it (for IDF)."""
@@ -363,6 +378,18 @@ class PgStore:
                 for h, e in sorted(encodings.items(), key=lambda item: item[0])]
         with errors("writing the encoding cache"), self.pool.connection() as conn, conn.cursor() as cursor:
             cursor.executemany(self._sql(_CACHE_PUT), rows)
+
+    def cached_latents(self, model: str, hashes: Sequence[str]) -> dict[str, SparseVector]:
+        """Latent terms cached for ``model`` under these text hashes."""
+        with errors("reading the latent-term cache"), self.pool.connection() as conn:
+            rows = conn.execute(self._sql(_LATENT_GET), {"model": model, "hashes": list(hashes)})
+            return {str(h): latent for h, value in rows if (latent := from_pg(value)) is not None}
+
+    def cache_latents(self, model: str, latents: Mapping[str, SparseVector]) -> None:
+        """Remember latent terms for ``model`` by text hash (first writer wins; in hash order, as above)."""
+        rows = [{"model": model, "hash": h, "latent": to_pg(v)} for h, v in sorted(latents.items(), key=lambda item: item[0])]
+        with errors("writing the latent-term cache"), self.pool.connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(self._sql(_LATENT_PUT), rows)
 
 
 def collection_from_row(row: tuple[Any, ...]) -> Collection:

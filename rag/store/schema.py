@@ -168,6 +168,68 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE {schema}.collections ADD COLUMN storage text NOT NULL DEFAULT 'vector'
         CHECK (storage IN ('vector', 'halfvec', 'bit+rescore'));
     """,
+    # 6: a chunk's latent terms (rag/types.py LatentEncoder; NULL for an encoder without them), read by the
+    # language legs; their cache by text hash like the encodings'; and per collection and language the sum
+    # of its chunks' latent terms, one row per term (16,384 terms do not fit pgvector's 16,000-dimension
+    # types), kept by triggers like language_stats and under the same per-collection lock. pgvector's text
+    # form numbers terms from 1; ``term`` is 0-based like the rest of Rosetta. language_stats' triggers fire
+    # first (by name), so a language they dropped is dropped here too.
+    """
+    ALTER TABLE {schema}.chunks ADD COLUMN latent sparsevec;
+    CREATE TABLE {schema}.latent_cache (
+        model text NOT NULL,
+        text_hash text NOT NULL,
+        latent sparsevec NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (model, text_hash)
+    );
+    CREATE TABLE {schema}.latent_stats (
+        collection_id integer NOT NULL REFERENCES {schema}.collections (id) ON DELETE CASCADE,
+        language text NOT NULL,
+        term integer NOT NULL,
+        total double precision NOT NULL,
+        PRIMARY KEY (collection_id, language, term)
+    );
+    CREATE FUNCTION {schema}.latent_terms_of(changed_latent sparsevec) RETURNS TABLE (term integer, weight float8)
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT split_part(pair, ':', 1)::integer - 1, split_part(pair, ':', 2)::float8
+        FROM unnest(string_to_array(split_part(ltrim(changed_latent::text, '{{'), '}}', 1), ',')) AS pair
+        WHERE pair <> ''
+    $$;
+    CREATE FUNCTION {schema}.latent_stats_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP IN ('DELETE', 'UPDATE') THEN
+            PERFORM pg_advisory_xact_lock(hashtext('rosetta-language-stats'), collection_id)
+            FROM (SELECT DISTINCT collection_id FROM removed ORDER BY 1) AS touched;
+            UPDATE {schema}.latent_stats s SET total = s.total - r.total
+            FROM (SELECT collection_id, language, t.term, sum(t.weight) AS total
+                  FROM removed, {schema}.latent_terms_of(removed.latent) AS t
+                  WHERE removed.latent IS NOT NULL GROUP BY 1, 2, 3) AS r
+            WHERE s.collection_id = r.collection_id AND s.language = r.language AND s.term = r.term;
+            DELETE FROM {schema}.latent_stats s
+            WHERE (s.collection_id, s.language) IN (SELECT DISTINCT collection_id, language FROM removed)
+              AND NOT EXISTS (SELECT 1 FROM {schema}.language_stats l WHERE l.collection_id = s.collection_id
+                              AND l.kind = 'chunk' AND l.language = s.language);
+        END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            PERFORM pg_advisory_xact_lock(hashtext('rosetta-language-stats'), collection_id)
+            FROM (SELECT DISTINCT collection_id FROM added ORDER BY 1) AS touched;
+            INSERT INTO {schema}.latent_stats AS s (collection_id, language, term, total)
+            SELECT collection_id, language, t.term, sum(t.weight)
+            FROM added, {schema}.latent_terms_of(added.latent) AS t
+            WHERE added.latent IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+            ON CONFLICT (collection_id, language, term) DO UPDATE SET total = s.total + excluded.total;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER latent_stats_insert AFTER INSERT ON {schema}.chunks REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.latent_stats_change();
+    CREATE TRIGGER latent_stats_delete AFTER DELETE ON {schema}.chunks REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.latent_stats_change();
+    CREATE TRIGGER latent_stats_update AFTER UPDATE ON {schema}.chunks
+        REFERENCING OLD TABLE AS removed NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION {schema}.latent_stats_change();
+    """,
 )
 
 COLLECTION_INDEXES = (

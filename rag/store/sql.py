@@ -83,10 +83,14 @@ HYBRID_SEARCH = """
 LANGUAGE_STATS = """
     SELECT kind, language, rows, dense_sum FROM {schema}.language_stats WHERE collection_id = {collection}
 """
+LATENT_STATS = """
+    SELECT language, array_agg(term ORDER BY term), array_agg(total ORDER BY term) FROM {schema}.latent_stats
+    WHERE collection_id = {collection} GROUP BY language
+"""
 LANGUAGE_LEG = """
     (SELECT {columns}, -(c.dense <#> %(query)s::vector), -(c.dense <#> %(plain)s::vector),
             -(c.dense <#> {centroid}::vector), vector_norm(c.dense),
-            s.query_dots, s.plain_dots, s.centroid_dots, s.norms
+            s.query_dots, s.plain_dots, s.centroid_dots, s.norms, c.latent
      FROM (SELECT c.* FROM (SELECT c.* FROM {schema}.chunks c JOIN {schema}.documents d ON d.id = c.document_id
                             WHERE c.collection_id = {collection} AND c.language = {language} {filters}
                             ORDER BY {order} LIMIT %(pool)s) AS c
