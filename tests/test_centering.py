@@ -173,12 +173,16 @@ def test_latent_scores_are_the_cosines_of_the_latent_vectors() -> None:
     means = LanguageMeans(counts, sums, prior=2.0, query_weight=0.5)
     q = np.zeros(dim)
     q[[1, 5]] = [0.6, 0.8]
+    question_centroid = means.centroid("de")
+    assert question_centroid is not None
     for language in ("de", "ja"):
+        centroid = means.centroid(language)
+        assert centroid is not None
         chunk = SparseVector({1: 0.3, 7: 0.9, 12: 0.1}, dim)
         d = np.zeros(dim)
         d[[1, 7, 12]] = [0.3, 0.9, 0.1]
         score = scoring.score(language, chunk)
-        centred_q, centred_d = q - 0.5 * means.centroid("de"), d - means.centroid(language)
+        centred_q, centred_d = q - 0.5 * question_centroid, d - centroid
         assert score.plain == pytest.approx(q @ d / np.linalg.norm(d))
         assert score.neutral == pytest.approx(centred_q @ centred_d / np.linalg.norm(centred_q)
                                               / np.linalg.norm(centred_d))
