@@ -158,6 +158,7 @@ class LatentQuery:
     means: LanguageMeans
     plain_norm: float
     centred_norm: float
+    language: str | None = None  # the question's: its own chunks keep their dense order (see score_many)
     # Per language: its centroid c, q'.c and |c|^2 (16,384-d products, so once per search, not per chunk).
     _centroids: dict[str, tuple[np.ndarray, float, float]] = field(default_factory=dict, repr=False)
 
@@ -173,7 +174,8 @@ class LatentQuery:
         for index, weight in latent.weights.items():
             plain[index] = weight
         centred = means.query(plain, language)
-        return cls(plain, centred, means, float(np.sqrt(_dot(plain, plain))), float(np.sqrt(_dot(centred, centred))))
+        return cls(plain, centred, means, float(np.sqrt(_dot(plain, plain))), float(np.sqrt(_dot(centred, centred))),
+                   language)
 
     def score(self, language: str, latent: SparseVector | None) -> LatentScore:
         """``latent``'s (a chunk's, in ``language``) cosine with the question's, plain and centred."""
@@ -189,7 +191,12 @@ class LatentQuery:
 
     def score_many(self, languages: Sequence[str], latents: Sequence[tuple[np.ndarray, np.ndarray] | None]
                    ) -> list[LatentScore]:
-        """:meth:`score_arrays` for many chunks at once (one vectorised pass: a search scores hundreds)."""
+        """:meth:`score_arrays` for many chunks at once (one vectorised pass: a search scores hundreds).
+
+        A chunk in the question's own language gets no plain latent score: there the dense cosine orders
+        better alone (the manuals' monolingual R@1: 0.798 without latent terms, 0.760 with them), while in
+        other languages the latent terms add what the dense vector's language offset hides (README,
+        "Latent terms")."""
         sizes = np.array([0 if item is None else len(item[0]) for item in latents])
         found = [item for item in latents if item is not None and len(item[0])]
         if not found:
@@ -219,7 +226,8 @@ class LatentQuery:
             if not norm:
                 scores.append(LatentScore())
                 continue
-            plain = plain_dots[i] / (norm * self.plain_norm) if self.plain_norm else 0.0
+            own = self.language is not None and languages[i] == self.language
+            plain = plain_dots[i] / (norm * self.plain_norm) if self.plain_norm and not own else 0.0
             neutral = (centred_dots[i] - offsets[i]) / lengths[i] if lengths[i] > 0 else 0.0
             scores.append(LatentScore(float(plain), float(neutral)))
         return scores

@@ -156,9 +156,10 @@ class RetrievalConfig:
     dense_weight: float = 1.0
     # With language-neutral search the lexical legs only reorder chunks within a language (fusion.py,
     # rrf_by_language); at full weight they cost recall on XQuAD and the manuals once chunks are also
-    # scored by their best sentence, at 0.25 they keep exact identifiers (codes, part numbers) within
-    # half a point of dense alone (README, "Language-neutral retrieval").
-    sparse_weight: float = 0.25
+    # scored by their best sentence. Rank fusion lets any lexical match reorder the dense leg's close
+    # ranks, so the weight is small: 0.1 keeps exact identifiers (codes, part numbers: tests/test_retrieve.py)
+    # and measured better than 0.25 on both dev sets (README, "Latent terms").
+    sparse_weight: float = 0.1
     # How much a sparse leg counts for a chunk in another language than the leg's own (the question's,
     # or the translation's). Measured (README, "Choosing the defaults"): on technical manuals, words
     # shared across languages (product names, codes, English terms kept in translations) make hybrid
@@ -189,7 +190,7 @@ class RetrievalConfig:
     # A chunk's latent terms (where ingest stored them) add ``latent_weight`` times their cosine with the
     # question's to the score that orders the chunks of one language, and ``latent_language_weight`` times
     # their centred cosine to the score that interleaves languages (README, "Latent terms").
-    latent_weight: float = 0.3
+    latent_weight: float = 0.15
     latent_language_weight: float = 0.0
     # With a translator (an LLM), also search each target language's chunks densely with the question
     # translated into it (legs ``dense:de``, fused within that language). Off: no LLM runs offline here,

@@ -99,7 +99,7 @@ def test_latent_weight_must_not_be_negative() -> None:
         RetrievalConfig(latent_weight=-0.1)
     with pytest.raises(ConfigError, match="latent language -1"):
         RetrievalConfig(latent_language_weight=-1)
-    assert np.isclose(RetrievalConfig().latent_weight, 0.3)
+    assert np.isclose(RetrievalConfig().latent_weight, 0.15) and RetrievalConfig().latent_language_weight == 0.0
 
 
 @pytest.mark.parametrize(("weight", "first"), [(0.0, "es"), (2.0, "de")])
