@@ -122,3 +122,19 @@ def test_a_killed_user_does_not_keep_the_server_forever(data_dir: Path) -> None:
     holder.kill()
     holder.wait()
     assert _until(lambda: not keeper.state(data_dir).server_running, 30), "server kept by a dead pid"
+
+
+def test_server_stop_stops_a_server_kept_only_by_killed_commands(data_dir: Path) -> None:
+    """Commands with keep-alive 0 start no keeper; one killed mid-command left its pid in pgserver's count,
+    and nothing else would ever stop the server. ``rosetta server stop`` drops the dead pid and stops it."""
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(data_dir)], env=_env("0"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+    holder.kill()
+    holder.wait()
+    time.sleep(1)
+    assert keeper.state(data_dir).server_running and not keeper.keeper_running(data_dir / "pg")
+    result = _rosetta(data_dir, "server", "stop")
+    assert result.returncode == 0, result.stderr
+    assert "stopped" in result.stdout
+    assert _until(lambda: not keeper.state(data_dir).server_running, 30)

@@ -109,8 +109,17 @@ def stop(data_dir: Path, timeout_s: float = 30.0) -> KeeperState:
     """Ask ``data_dir``'s keeper to leave and wait until it has; return the state after.
 
     The server stops with the keeper unless a command is still using it (it then stops when that one ends).
+    A server running without a keeper (its commands ran with keep-alive 0 and were killed, so pgserver still
+    counts them as users) is joined and left here after the dead users are dropped, so it stops too.
     """
     before = state(data_dir)
+    if before.keeper_pid is None and before.server_pid is not None:
+        from rag.store.database import start_embedded
+
+        _, server = start_embedded(data_dir)
+        _forget_dead_users(server)
+        server.cleanup()  # stops the server unless a live command still uses it
+        return state(data_dir)
     if before.keeper_pid is not None:
         try:
             os.kill(before.keeper_pid, signal.SIGTERM)
