@@ -13,7 +13,9 @@ chunk is not wiped out (its centred vector would otherwise be zero), and ``a`` (
 much of the question's own language is taken out (only when the collection holds that language).
 Latent terms (an encoder's sparse features of what a text says, rag/types.py LatentEncoder) are centred
 the same way with their own per-language sums; their plain cosine adds to the score that orders a language
-(``latent_weight``), their centred cosine to the one that interleaves languages (``latent_language_weight``).
+(``latent_weight``) and, for chunks in another language than the question's, to the one that interleaves
+languages (``latent_choice_weight``); their centred cosine can join the interleaving too
+(``latent_language_weight``).
 Measured choices
 are in the README ("Language-neutral retrieval", "Latent terms").
 """
@@ -117,18 +119,26 @@ class Centering:
     chunks: LanguageMeans
     sentences: LanguageMeans
     sentence_weight: float = 0.5
-    # A chunk's latent-term cosine with the question's adds ``latent_weight`` times itself to the score that
-    # orders its language; its centred latent cosine adds ``latent_language_weight`` times itself to the one
-    # that interleaves languages (needs ``latents``, the collection's latent sums).
+    # A chunk's latent-term cosine with the question's (0 for chunks in the question's own language) adds
+    # ``latent_weight`` times itself to the score that orders its language and ``latent_choice_weight`` times
+    # itself to the one that interleaves languages; its centred latent cosine adds ``latent_language_weight``
+    # times itself to the latter (needs ``latents``, the collection's latent sums).
     latent_weight: float = 0.0
     latents: LatentSums = field(default_factory=LatentSums)
     latent_language_weight: float = 0.0
+    latent_choice_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.sentence_weight <= 1:
             raise ValueError(f"sentence_weight must be in [0, 1], got {self.sentence_weight}")
-        if self.latent_weight < 0 or self.latent_language_weight < 0:
-            raise ValueError(f"latent weights must be >= 0, got {self.latent_weight}, {self.latent_language_weight}")
+        if min(self.latent_weight, self.latent_language_weight, self.latent_choice_weight) < 0:
+            raise ValueError(f"latent weights must be >= 0, got {self.latent_weight}, {self.latent_language_weight}, "
+                             f"{self.latent_choice_weight}")
+
+    @property
+    def uses_latent(self) -> bool:
+        """Whether any score uses the latent terms (so a search encodes the question's)."""
+        return bool(self.latent_weight or self.latent_language_weight or self.latent_choice_weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +176,7 @@ class LatentQuery:
     def of(cls, centering: Centering, latent: SparseVector, language: str | None) -> LatentQuery | None:
         """None when both latent weights are 0 (nothing to score). Without latent sums (or with
         ``latent_language_weight`` 0) the centred cosines are not used, and the means are zero."""
-        if not centering.latent_weight and not centering.latent_language_weight:
+        if not centering.uses_latent:
             return None
         means = (centering.latents.means(centering.chunks, latent.dim) if centering.latent_language_weight
                  else LanguageMeans({}, {}))
@@ -261,8 +271,10 @@ def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray
                 chunk: Products, sentences: Sequence[Products], latent: LatentScore = LatentScore()) -> ChunkScore:
     """The chunk's scores from its own products and its sentences' (a one-sentence chunk is its sentence),
     plus its latent terms' cosines with the question's: ``latent_weight`` times the plain one in the score
-    that orders its language, ``latent_language_weight`` times the centred one in the score that
-    interleaves languages (README, "Latent terms")."""
+    that orders its language, ``latent_choice_weight`` times the plain one and ``latent_language_weight``
+    times the centred one in the score that interleaves languages (README, "Latent terms"). The plain
+    latent cosine of a chunk in the question's own language is 0 (LatentQuery.score_many): the latent
+    terms add to other languages' chunks what the dense vector's language offset takes from them."""
     chunk_centroid = _centroid_or_zero(centering.chunks, language, len(query))
     sentence_centroid = _centroid_or_zero(centering.sentences, language, len(query))
     plain_norm = float(np.linalg.norm(plain_query))
@@ -273,7 +285,8 @@ def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray
                         for s in sentences), default=neutral)
     w = centering.sentence_weight
     return ChunkScore(w * best_plain + (1 - w) * plain + centering.latent_weight * latent.plain,
-                      w * best_neutral + (1 - w) * neutral + centering.latent_language_weight * latent.neutral)
+                      w * best_neutral + (1 - w) * neutral + centering.latent_choice_weight * latent.plain
+                      + centering.latent_language_weight * latent.neutral)
 
 
 def interleave(ordered: Mapping[str, Sequence[Hit]], scores: Mapping[str, Sequence[float]]) -> list[Hit]:

@@ -188,9 +188,12 @@ class RetrievalConfig:
     sentence_weight: float = 0.5
     exact_scan_below: int = 1000
     # A chunk's latent terms (where ingest stored them) add ``latent_weight`` times their cosine with the
-    # question's to the score that orders the chunks of one language, and ``latent_language_weight`` times
-    # their centred cosine to the score that interleaves languages (README, "Latent terms").
+    # question's to the score that orders the chunks of one language and ``latent_choice_weight`` times it
+    # to the score that interleaves languages (both only for chunks in another language than the
+    # question's), and ``latent_language_weight`` times their centred cosine to the interleaving score
+    # (README, "Latent terms").
     latent_weight: float = 0.15
+    latent_choice_weight: float = 0.2
     latent_language_weight: float = 0.0
     # With a translator (an LLM), also search each target language's chunks densely with the question
     # translated into it (legs ``dense:de``, fused within that language). Off: no LLM runs offline here,
@@ -213,10 +216,11 @@ class RetrievalConfig:
         if not 0 <= self.cross_language_sparse_weight <= 1:
             raise ConfigError("retrieval.cross_language_sparse_weight must be in [0, 1], "
                               f"got {self.cross_language_sparse_weight}")
-        if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_language_weight) < 0:
+        if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_choice_weight,
+               self.latent_language_weight) < 0:
             raise ConfigError(f"retrieval weights must be >= 0, got dense {self.dense_weight}, sparse "
-                              f"{self.sparse_weight}, latent {self.latent_weight}, latent language "
-                              f"{self.latent_language_weight}")
+                              f"{self.sparse_weight}, latent {self.latent_weight}, latent choice "
+                              f"{self.latent_choice_weight}, latent language {self.latent_language_weight}")
         if self.language_prior < 0 or not 0 <= self.query_language_weight <= 2 or not 0 <= self.sentence_weight <= 1:
             raise ConfigError("retrieval.language_prior must be >= 0, query_language_weight in [0, 2] and "
                               f"sentence_weight in [0, 1]; got {self.language_prior}, {self.query_language_weight}, "

@@ -8,10 +8,11 @@ import pytest
 from rag.answer.dialogue import GenerationRequest, Generator, Message, Passage, Reply, Role
 from rag.answer.generators.extractive import ExtractiveGenerator
 from rag.answer.prompts import extractive_frame
+from rag.centering import Centering, LanguageMeans
 from rag.chunk import split_sentences
 from rag.encoders.e5 import E5SmallEncoder
 from rag.types import Chunk, Hit
-from tests.fakes import HashEncoder
+from tests.fakes import HashEncoder, LatentHashEncoder
 
 EN = extractive_frame("en")
 QUESTION = "How often must the air filter be replaced?"
@@ -152,3 +153,20 @@ def test_the_passage_counts_so_a_sentence_of_the_relevant_passage_wins() -> None
     assert [(q.text, q.passage) for q in blended] == expected
     alone = ExtractiveGenerator(encoder, split_sentences, sentences=4, passage_weight=0.0).quotes(QUESTION, passages)
     assert [(q.text, q.passage) for q in alone] == _oracle(encoder, QUESTION, sentences)
+
+
+@pytest.mark.parametrize(("weight", "first"), [(0.0, 1), (1.0, 2)])
+def test_latent_terms_of_other_languages_count_when_sentences_of_languages_compete(weight: float,
+                                                                                  first: int) -> None:
+    # As in search (tests/test_latent.py): the English sentence shares the question's words, the Spanish one
+    # names its concept (warranty) in its own words; only the latent terms can tell.
+    encoder = LatentHashEncoder(dim=512)
+    passages = (_passage(1, "The fan is quiet for a long time at night.", "en"),
+                _passage(2, "La garantía dura diez años desde la compra.", "es"))
+    vectors = {p.hit.chunk.language: encoder.encode_passages([p.hit.chunk.text])[0].dense for p in passages}
+    means = LanguageMeans({code: 1 for code in vectors}, vectors)
+    centering = Centering(means, means, latent_choice_weight=weight)
+    generator = ExtractiveGenerator(encoder, split_sentences, sentences=2, passage_weight=0.0)
+    quotes = generator.quotes("How long is the warranty?", passages, "en", centering)
+    assert [quote.passage for quote in quotes] == [first, 3 - first]  # one sentence from each passage
+    assert (["How long is the warranty?"] in encoder.latent_calls) is (weight > 0)

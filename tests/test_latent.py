@@ -83,7 +83,7 @@ def _latents(rosetta: Rosetta) -> dict[str, str | None]:
 @pytest.mark.parametrize(("weight", "first"), [(0.0, "mem://de/filter"), (2.0, "mem://de/akku")])
 def test_latent_terms_order_the_chunks_of_a_language(config: Config, weight: float, first: str) -> None:
     # "battery" shares a word with the filter page only; its latent terms name the battery page's concept.
-    config = replace(config, retrieval=RetrievalConfig(latent_weight=weight))
+    config = replace(config, retrieval=RetrievalConfig(latent_weight=weight, latent_choice_weight=0.0))
     encoder = LatentHashEncoder()
     with Rosetta.open(config, encoder=encoder) as rosetta:
         rosetta.ingest([DocumentsConnector.of(_german())])
@@ -99,6 +99,8 @@ def test_latent_weight_must_not_be_negative() -> None:
         RetrievalConfig(latent_weight=-0.1)
     with pytest.raises(ConfigError, match="latent language -1"):
         RetrievalConfig(latent_language_weight=-1)
+    with pytest.raises(ConfigError, match="latent choice -0.5"):
+        RetrievalConfig(latent_choice_weight=-0.5)
     assert np.isclose(RetrievalConfig().latent_weight, 0.15) and RetrievalConfig().latent_language_weight == 0.0
 
 
@@ -109,9 +111,25 @@ def test_centred_latent_terms_can_choose_between_languages(config: Config, weigh
     documents = [Document("mem://de/akku", "Der Akku und die Garantie für den Akku.", "akku"),
                  Document("mem://es/filtro", "El filtro del aire se cambia cada año; battery no es una palabra "
                           "española, pero el filtro sí.", "filtro")]
-    config = replace(config, retrieval=RetrievalConfig(latent_weight=2.0, latent_language_weight=weight))
+    config = replace(config, retrieval=RetrievalConfig(latent_weight=2.0, latent_language_weight=weight,
+                                                       latent_choice_weight=0.0))
     with Rosetta.open(config, encoder=LatentHashEncoder()) as rosetta:
         rosetta.ingest([DocumentsConnector.of(documents)])
         assert rosetta.status().collections[0].languages == {"de": 1, "es": 1}
         hits = rosetta.search("battery", k=2, mode=SearchMode.DENSE)
     assert hits[0].chunk.language == first
+
+
+@pytest.mark.parametrize(("weight", "first"), [(0.0, "en"), (1.0, "es")])
+def test_latent_terms_of_other_languages_count_when_languages_are_chosen(config: Config, weight: float,
+                                                                        first: str) -> None:
+    # One page per language, so only the interleaving of languages can change. The English page shares the
+    # question's words but not its concept; the Spanish one names the concept (warranty) in its own words.
+    documents = [Document("mem://en/fan", "How long is the fan quiet? It is quiet for the night.", "fan"),
+                 Document("mem://es/garantia", "La garantía dura diez años desde la compra del equipo.", "garantia")]
+    config = replace(config, retrieval=RetrievalConfig(latent_weight=0.0, latent_choice_weight=weight))
+    with Rosetta.open(config, encoder=LatentHashEncoder()) as rosetta:
+        rosetta.ingest([DocumentsConnector.of(documents)])
+        assert rosetta.status().collections[0].languages == {"en": 1, "es": 1}
+        hits = rosetta.search("How long is the warranty?", k=2, mode=SearchMode.DENSE)
+    assert [hit.chunk.language for hit in hits] == sorted(["en", "es"], key=lambda code: code != first)

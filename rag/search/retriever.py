@@ -169,7 +169,7 @@ class Retriever:
         if not s.language_neutral:
             return None
         return self.store.centering(self.collection, s.language_prior, s.query_language_weight, s.sentence_weight,
-                                    s.latent_weight, s.latent_language_weight)
+                                    s.latent_weight, s.latent_language_weight, s.latent_choice_weight)
 
     def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,
                centering: Centering | None, query: str | None = None) -> list[Hit]:
@@ -179,7 +179,7 @@ class Retriever:
         if centering is None:
             return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search, s.rescore_factor)
         latent = None
-        uses = centering.latent_weight > 0 or centering.latent_language_weight > 0
+        uses = centering.uses_latent
         if query is not None and uses and latent_dim(self.encoder) > 0:
             (latent,) = cast(LatentEncoder, self.encoder).encode_latent([query])
         return self.store.neutral_dense_search(self.collection, vector, language, centering, s.k_dense,

@@ -30,7 +30,8 @@ from rag.types import Collection, Filter, Hit, LegScore
 
 def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_weight: float,
                         sentence_weight: float, latent_weight: float = 0.0,
-                        latent_rows: Sequence[tuple[Any, ...]] = (), latent_language_weight: float = 0.0) -> Centering:
+                        latent_rows: Sequence[tuple[Any, ...]] = (), latent_language_weight: float = 0.0,
+                        latent_choice_weight: float = 0.0) -> Centering:
     """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means, and LATENT_STATS
     rows (language, term ids, totals) as the latent sums."""
 
@@ -42,7 +43,7 @@ def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_wei
     latents = LatentSums({str(code): (np.asarray(ids, dtype=np.int64), np.asarray(totals, dtype=np.float64))
                           for code, ids, totals in latent_rows})
     return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latents,
-                     latent_language_weight)
+                     latent_language_weight, latent_choice_weight)
 
 
 def language_legs(schema: str, collection: Collection, question: np.ndarray, language: str | None,
