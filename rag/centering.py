@@ -174,7 +174,7 @@ class LatentQuery:
 
     @classmethod
     def of(cls, centering: Centering, latent: SparseVector, language: str | None) -> LatentQuery | None:
-        """None when both latent weights are 0 (nothing to score). Without latent sums (or with
+        """None when every latent weight is 0 (nothing to score). Without latent sums (or with
         ``latent_language_weight`` 0) the centred cosines are not used, and the means are zero."""
         if not centering.uses_latent:
             return None
@@ -188,20 +188,21 @@ class LatentQuery:
                    language)
 
     def score(self, language: str, latent: SparseVector | None) -> LatentScore:
-        """``latent``'s (a chunk's, in ``language``) cosine with the question's, plain and centred."""
-        if latent is None or not latent.weights:
-            return LatentScore()
-        ids = np.fromiter(latent.weights.keys(), dtype=np.int64, count=len(latent.weights))
-        values = np.fromiter(latent.weights.values(), dtype=np.float64, count=len(latent.weights))
-        return self.score_arrays(language, ids, values)
+        """``latent``'s (a text's, in ``language``) cosine with the question's, plain and centred."""
+        return self.score_vectors([language], [latent])[0]
 
-    def score_arrays(self, language: str, ids: np.ndarray, values: np.ndarray) -> LatentScore:
-        """As :meth:`score`, for a chunk's latent terms given as term ids and weights."""
-        return self.score_many([language], [(ids, values)])[0]
+    def score_vectors(self, languages: Sequence[str], latents: Sequence[SparseVector | None]) -> list[LatentScore]:
+        """:meth:`score_many` for latent terms given as SparseVectors (None or empty: no terms)."""
+        return self.score_many(languages, [
+            None if latent is None else (np.fromiter(latent.weights.keys(), dtype=np.int64, count=len(latent.weights)),
+                                         np.fromiter(latent.weights.values(), dtype=np.float64,
+                                                     count=len(latent.weights)))
+            for latent in latents])
 
     def score_many(self, languages: Sequence[str], latents: Sequence[tuple[np.ndarray, np.ndarray] | None]
                    ) -> list[LatentScore]:
-        """:meth:`score_arrays` for many chunks at once (one vectorised pass: a search scores hundreds).
+        """:meth:`score` for many chunks, each as (term ids, weights), in one vectorised pass (a search scores
+        hundreds).
 
         A chunk in the question's own language gets no plain latent score: there the dense cosine orders
         better alone (the manuals' monolingual R@1: 0.798 without latent terms, 0.760 with them), while in

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 from rag.types import Encoder, Encoding, LatentEncoder, SparseVector, latent_dim
+
+_T = TypeVar("_T")
 
 
 class EncodingCache(Protocol):
@@ -90,15 +92,9 @@ class CachedEncoder(Wrapping):
         return str(getattr(self.inner, "cache_name", self.inner.name))
 
     def _encode(self, kind: str, texts: Sequence[str]) -> list[Encoding]:
-        keys = [text_hash(kind, text) for text in texts]
-        found = self.cache.cached_encodings(self.cache_name, sorted(set(keys)))
-        missing = {key: text for key, text in zip(keys, texts) if key not in found}
-        if missing:
-            encode = self.inner.encode_queries if kind == "query" else self.inner.encode_passages
-            fresh = dict(zip(missing, encode(list(missing.values()))))
-            self.cache.cache_encodings(self.cache_name, fresh)
-            found.update(fresh)
-        return [found[key] for key in keys]
+        encode = self.inner.encode_queries if kind == "query" else self.inner.encode_passages
+        return _read_through(kind, texts, self.cache_name, self.cache.cached_encodings, self.cache.cache_encodings,
+                             encode)
 
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Passage encodings, from the cache where possible."""
@@ -110,11 +106,20 @@ class CachedEncoder(Wrapping):
 
     def encode_latent(self, texts: Sequence[str]) -> list[SparseVector]:
         """Latent terms, from the cache where possible."""
-        keys = [text_hash("latent", text) for text in texts]
-        found = self.cache.cached_latents(self.cache_name, sorted(set(keys)))
-        missing = {key: text for key, text in zip(keys, texts) if key not in found}
-        if missing:
-            fresh = dict(zip(missing, cast(LatentEncoder, self.inner).encode_latent(list(missing.values()))))
-            self.cache.cache_latents(self.cache_name, fresh)
-            found.update(fresh)
-        return [found[key] for key in keys]
+        return _read_through("latent", texts, self.cache_name, self.cache.cached_latents, self.cache.cache_latents,
+                             cast(LatentEncoder, self.inner).encode_latent)
+
+
+def _read_through(kind: str, texts: Sequence[str], model: str,
+                  get: Callable[[str, Sequence[str]], dict[str, _T]], put: Callable[[str, Mapping[str, _T]], None],
+                  compute: Callable[[list[str]], Sequence[_T]]) -> list[_T]:
+    """``texts``' values under ``kind`` from the cache (``get``), computing and storing (``put``) only the
+    texts it lacks, each once."""
+    keys = [text_hash(kind, text) for text in texts]
+    found = get(model, sorted(set(keys)))
+    missing = {key: text for key, text in zip(keys, texts) if key not in found}
+    if missing:
+        fresh = dict(zip(missing, compute(list(missing.values())), strict=True))
+        put(model, fresh)
+        found.update(fresh)
+    return [found[key] for key in keys]

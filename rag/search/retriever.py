@@ -179,8 +179,7 @@ class Retriever:
         if centering is None:
             return self.store.dense_search(self.collection, vector, s.k_dense, where, s.ef_search, s.rescore_factor)
         latent = None
-        uses = centering.uses_latent
-        if query is not None and uses and latent_dim(self.encoder) > 0:
+        if query is not None and centering.uses_latent and latent_dim(self.encoder) > 0:
             (latent,) = cast(LatentEncoder, self.encoder).encode_latent([query])
         return self.store.neutral_dense_search(self.collection, vector, language, centering, s.k_dense,
                                                where, s.ef_search, s.exact_scan_below, s.rescore_factor, latent)

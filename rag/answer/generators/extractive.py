@@ -17,8 +17,8 @@ import numpy as np
 
 from rag.answer.dialogue import GenerationRequest, Passage, Reply
 from rag.answer.prompts import Frame, extractive_frame
-from rag.centering import Centering, plain, stratified
-from rag.types import Chunk, Encoder, LatentEncoder, SparseVector, latent_dim
+from rag.centering import Centering, LatentQuery, plain, stratified
+from rag.types import Chunk, Encoder, LatentEncoder, latent_dim
 
 # Shorter sentences ("Hinweis:", "1.2 Filter") are headings or list labels, not statements worth quoting.
 # Wide (CJK) characters count twice, so a six-character Japanese sentence still qualifies.
@@ -127,15 +127,14 @@ class ExtractiveGenerator:
         """``centering.latent_choice_weight`` times each sentence's latent-term cosine with the question, for
         sentences in another language than the question's (0 for its own, and without latent terms), as
         search adds it to the score that interleaves languages (rag/centering.py, score_chunk)."""
-        bonus = np.zeros(len(sentences))
         if not centering.latent_choice_weight or not latent_dim(self.encoder):
-            return bonus
+            return np.zeros(len(sentences))
         encoder = cast(LatentEncoder, self.encoder)
         (asked,) = encoder.encode_latent([question])
-        for i, (vector, code) in enumerate(zip(encoder.encode_latent(list(sentences)), languages, strict=True)):
-            if code != language:
-                bonus[i] = centering.latent_choice_weight * _sparse_cosine(asked, vector)
-        return bonus
+        scoring = LatentQuery.of(centering, asked, language)
+        assert scoring is not None  # latent_choice_weight > 0
+        scores = scoring.score_vectors(languages, encoder.encode_latent(list(sentences)))
+        return centering.latent_choice_weight * np.array([score.plain for score in scores])
 
     def _scores(self, centering: Centering, query: np.ndarray, sentence_vectors: np.ndarray, languages: list[str],
                 passages: Sequence[Passage], candidates: Sequence[tuple[str, Passage]]) -> np.ndarray:
@@ -166,13 +165,6 @@ def render(frame: Frame, quotes: Sequence[Quote]) -> str:
     if not quotes:
         return f"{frame.intro}\n\n{frame.none}"
     return f"{frame.intro}\n\n" + "\n".join(f"> {quote.text} [{quote.passage}]" for quote in quotes)
-
-
-def _sparse_cosine(a: SparseVector, b: SparseVector) -> float:
-    """The cosine of two sparse vectors (0 when either is empty)."""
-    dot = sum(weight * b.weights.get(index, 0.0) for index, weight in a.weights.items())
-    norms = np.sqrt(sum(w * w for w in a.weights.values()) * sum(w * w for w in b.weights.values()))
-    return float(dot / norms) if norms > 0 else 0.0
 
 
 def _one_line(sentence: str) -> str:
