@@ -7,6 +7,8 @@ d is d's answer text of that question id, kept only where d's paragraph holds it
 - ``answer_hit``: the share of answers citing a passage that holds the gold span (case and whitespace aside);
 - ``retrieval_hit@k``: the share whose passages (all that were given) hold it, which separates citing from
   retrieving;
+- ``citation_precision``: the share of citations whose passage holds the gold span (micro, over citations;
+  null without any): what ``answer_hit`` cannot see, the citations that point away from the answer;
 - ``citations_verified``: the share of citations verified (micro, over citations; null without any), and
   ``all_verified``: the share of answers that cite and have every citation verified;
 - ``language_ok``: the share whose detected language is the question's; ``ok``: the share without problems;
@@ -45,7 +47,8 @@ from rag.errors import ConfigError, ConnectorError
 from rag.rosetta import Rosetta
 from rag.types import Encoder, JsonValue
 
-METRICS = ("answer_hit", "retrieval_hit@k", "citations_verified", "all_verified", "language_ok", "ok", "seconds")
+METRICS = ("answer_hit", "retrieval_hit@k", "citation_precision", "citations_verified", "all_verified", "language_ok",
+           "ok", "seconds")
 SEED = 13
 
 Progress = Callable[[str], None]
@@ -65,7 +68,8 @@ class Case:
 class Judged:
     """One answer, reduced to what the metrics count (and its text, for reading failures).
 
-    ``cited_language`` is the language of the first cited passage's chunk (None without citations).
+    ``cited_language`` is the language of the first cited passage's chunk (None without citations);
+    ``cited_hits`` counts the citations whose passage holds the gold span.
     """
 
     question_id: str
@@ -79,6 +83,7 @@ class Judged:
     problems: tuple[str, ...] = ()
     text: str = ""
     cited_language: str | None = None
+    cited_hits: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +138,8 @@ def judge(answer: Answer, case: Case, seconds: float) -> Judged:
                   len(answer.citations), sum(c.verified for c in answer.citations),
                   answer.detected_language == case.query.language, answer.ok, seconds,
                   tuple(problem.kind.value for problem in answer.problems), answer.text,
-                  answer.citations[0].language if answer.citations else None)
+                  answer.citations[0].language if answer.citations else None,
+                  sum(holds(citation.passage, case.gold) for citation in answer.citations))
 
 
 def _share(flags: Sequence[bool]) -> float | None:
@@ -146,6 +152,7 @@ def pair_metrics(judged: Sequence[Judged]) -> dict[str, float | None]:
     return {
         "answer_hit": _share([j.answer_hit for j in judged]),
         "retrieval_hit@k": _share([j.retrieval_hit for j in judged]),
+        "citation_precision": sum(j.cited_hits for j in judged) / citations if citations else None,
         "citations_verified": sum(j.verified for j in judged) / citations if citations else None,
         "all_verified": _share([bool(j.citations) and j.verified == j.citations for j in judged]),
         "language_ok": _share([j.language_ok for j in judged]),

@@ -105,8 +105,9 @@ def _extractive(options: Options, context: PluginContext) -> Generator:
         raise ConfigError("the extractive generator scores sentences with the collection's encoder; none was given")
     g = context.config.generation
     passage_text = encoded_text if context.config.ingest.heading_context else chunk_text
+    margin = g.extractive_margin if g.extractive_margin >= 0 else None
     return ExtractiveGenerator(context.encoder, split_prose, g.extractive_sentences, g.extractive_passage_weight,
-                               passage_text)
+                               passage_text, margin)
 
 
 OPENAI = Plugin("openai", _openai, help="any OpenAI-compatible chat server; [generation], OPENAI_API_KEY")

@@ -264,6 +264,9 @@ class GenerationConfig:
     support_threshold: float | None = None
     extractive_sentences: int = 3
     extractive_passage_weight: float = 0.25  # measured: see rag/answer/generators/extractive.py
+    # A quote after the first must score within this of it (a negative value: no margin, always
+    # ``extractive_sentences`` quotes). Measured in the README ("Answers follow").
+    extractive_margin: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0 <= self.extractive_passage_weight <= 1:
@@ -492,6 +495,7 @@ _ENV = {
     "ROSETTA_LLM_MODEL": ("generation", "model"),
     "ROSETTA_LLM_BASE_URL": ("generation", "base_url"),
     "ROSETTA_EXTRACTIVE_PASSAGE_WEIGHT": ("generation", "extractive_passage_weight"),
+    "ROSETTA_EXTRACTIVE_MARGIN": ("generation", "extractive_margin"),
     "ROSETTA_CORS_ORIGINS": ("serve", "cors_origins"),
     "ROSETTA_EMBEDDINGS_BASE_URL": ("embeddings", "base_url"),
     "ROSETTA_EMBEDDINGS_MODEL": ("embeddings", "model"),

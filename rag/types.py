@@ -6,6 +6,7 @@ This module imports nothing from ``rag``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,20 @@ import numpy as np
 JsonScalar: TypeAlias = str | int | float | bool | None
 JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
 Metadata: TypeAlias = Mapping[str, JsonValue]
+
+
+# Chinese and Japanese (Han, kana, CJK and full-width punctuation; not Hangul: Korean spaces its words).
+_CJK = "\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff" \
+       "\uf900-\ufaff\uff00-\uff60"
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\n\s*(?=[{_CJK}])")
+_CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
+
+
+def one_line(text: str, *, loose: bool = False) -> str:
+    """``text`` on one line, as a reader would join it: a line break between two Chinese or Japanese
+    characters joins them (hard-wrapped CJK has no space there), every other whitespace run is one space.
+    ``loose`` drops every whitespace run between two such characters, for comparing texts."""
+    return " ".join((_CJK_SPACE if loose else _CJK_BREAK).sub("", text).split())
 
 
 def check_text(text: str, what: str) -> str:

@@ -19,7 +19,7 @@ from rag.answer.citations import (
 )
 from rag.answer.dialogue import Passage, SpanCitation
 from rag.answer.types import Citation, Problem, ProblemKind
-from rag.chunk import split_sentences
+from rag.chunk import split_prose, split_sentences
 from rag.types import Chunk, Hit
 from tests.fakes import HashEncoder
 
@@ -150,3 +150,12 @@ def test_brackets_inside_quoted_source_text_do_not_cite() -> None:
                   threshold=0.99)
     assert result.citations[0].support == 1.0 and result.citations[0].quote == source.split(" Danach")[0]
     assert [p.kind for p in result.problems] == [ProblemKind.UNSUPPORTED]  # the second claim, not an unknown [21]
+
+
+@pytest.mark.parametrize("quote", ["请在应用中查看错误代码。", "请在应用中 查看错误代码。"])
+def test_a_quote_of_hard_wrapped_chinese_is_verbatim_with_or_without_a_space_at_the_break(quote: str) -> None:
+    text = "红色常亮表示出现故障，请在应用中\n查看错误代码。"
+    result = cite(f"> {quote} [1]", [_passage(1, text, "zh")], "zh", encoder=HashEncoder(), split=split_prose,
+                  detect=lambda _: "zh", threshold=0.99)
+    (citation,) = result.citations
+    assert (citation.support, citation.verified, citation.quote) == (1.0, True, text)

@@ -101,7 +101,8 @@ def test_gold_spans_match_case_and_whitespace_aside() -> None:
 
 
 def test_judge_counts_hits_citations_language_and_problems() -> None:
-    assert judge(CITES_GOLD, CASE, 1.0) == Judged("q0", True, True, 1, 1, True, True, 1.0, (), "text [1]", "de")
+    assert judge(CITES_GOLD, CASE, 1.0) == Judged("q0", True, True, 1, 1, True, True, 1.0, (), "text [1]", "de",
+                                                   cited_hits=1)
     assert judge(CITES_OTHER, CASE, 2.0) == Judged("q0", False, True, 1, 0, False, False, 2.0, ("unsupported",),
                                                    "text [1]", "de")
     assert judge(CITES_NOTHING, CASE, 3.0) == Judged("q0", False, False, 0, 0, False, False, 3.0,
@@ -111,10 +112,12 @@ def test_judge_counts_hits_citations_language_and_problems() -> None:
 def test_pair_metrics_on_three_answers() -> None:
     judged = [judge(CITES_GOLD, CASE, 1.0), judge(CITES_OTHER, CASE, 2.0), judge(CITES_NOTHING, CASE, 3.0)]
     assert pair_metrics(judged) == pytest.approx({
-        "answer_hit": 1 / 3, "retrieval_hit@k": 2 / 3, "citations_verified": 1 / 2, "all_verified": 1 / 3,
+        "answer_hit": 1 / 3, "retrieval_hit@k": 2 / 3, "citation_precision": 1 / 2, "citations_verified": 1 / 2,
+        "all_verified": 1 / 3,
         "language_ok": 1 / 3, "ok": 1 / 3, "seconds": 2.0})
     assert pair_metrics([]) == dict.fromkeys(METRICS)
-    assert pair_metrics([judge(CITES_NOTHING, CASE, 1.0)])["citations_verified"] is None
+    nothing = pair_metrics([judge(CITES_NOTHING, CASE, 1.0)])
+    assert nothing["citations_verified"] is None and nothing["citation_precision"] is None
 
 
 def test_means_weigh_every_pair_the_same_and_skip_missing_values() -> None:
@@ -122,7 +125,8 @@ def test_means_weigh_every_pair_the_same_and_skip_missing_values() -> None:
                                      judge(CITES_NOTHING, CASE, 3.0)))
     one = PairAnswers("de", "de", (judge(CITES_NOTHING, CASE, 4.0),))
     assert mean_metrics([three, one, PairAnswers("en", "en", ())]) == pytest.approx({
-        "answer_hit": 1 / 6, "retrieval_hit@k": 1 / 3, "citations_verified": 1 / 2, "all_verified": 1 / 6,
+        "answer_hit": 1 / 6, "retrieval_hit@k": 1 / 3, "citation_precision": 1 / 2, "citations_verified": 1 / 2,
+        "all_verified": 1 / 6,
         "language_ok": 1 / 6, "ok": 1 / 6, "seconds": 3.0})
 
 
@@ -194,9 +198,9 @@ def test_the_table_shows_each_pair_and_the_means() -> None:
     text = io.StringIO()
     Console(file=text, width=120).print(answers_table(report))
     rows = [" ".join(line.replace("│", " ").split()) for line in text.getvalue().splitlines()]
-    assert "en->de 1.000 1.000 1.000 1.000 1.000 1.000 1.50 1" in rows
-    assert "de->de 0.000 0.000 - 0.000 0.000 0.000 0.50 1" in rows
-    assert "cross 1.000 1.000 1.000 1.000 1.000 1.000 1.50 1" in rows
+    assert "en->de 1.000 1.000 1.000 1.000 1.000 1.000 1.000 1.50 1" in rows
+    assert "de->de 0.000 0.000 - - 0.000 0.000 0.000 0.50 1" in rows
+    assert "cross 1.000 1.000 1.000 1.000 1.000 1.000 1.000 1.50 1" in rows
 
 
 def test_cli_refuses_a_dataset_without_answer_texts(tmp_path: Path) -> None:

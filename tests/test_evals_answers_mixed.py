@@ -72,22 +72,25 @@ def test_judge_keeps_the_first_citations_passage_language() -> None:
 
 
 def _judged(hit: bool, cited: str | None) -> Judged:
-    """An answer citing one verified passage in ``cited`` (none when None), right about its language."""
+    """An answer citing one verified passage in ``cited`` (none when None), the gold one when ``hit``, right
+    about its language."""
     count = 0 if cited is None else 1
-    return Judged("q", hit, True, count, count, True, True, 1.0, (), "", cited)
+    return Judged("q", hit, True, count, count, True, True, 1.0, (), "", cited, count if hit else 0)
 
 
-def _metrics(hit: float, verified: float | None, all_verified: float) -> dict[str, float | None]:
-    return {"answer_hit": hit, "retrieval_hit@k": 1.0, "citations_verified": verified, "all_verified": all_verified,
-            "language_ok": 1.0, "ok": 1.0, "seconds": 1.0}
+def _metrics(hit: float, precision: float, verified: float | None, all_verified: float) -> dict[str, float | None]:
+    return {"answer_hit": hit, "retrieval_hit@k": 1.0, "citation_precision": precision, "citations_verified": verified,
+            "all_verified": all_verified, "language_ok": 1.0, "ok": 1.0, "seconds": 1.0}
 
 
 def test_the_split_parts_answers_by_gold_language_and_bias_reads_the_first_citation() -> None:
     pairs = [PairAnswers("en", "de", (_judged(True, "de"), _judged(False, "en"))),
              PairAnswers("en", "en", (_judged(True, "en"), _judged(False, "en"))),
              PairAnswers("en", "zh", (_judged(False, None), _judged(False, "en")))]
-    assert split_answers(pairs) == AnswerSplit(_metrics(1 / 4, 1.0, 3 / 4), _metrics(1 / 2, 1.0, 1.0), 4, 2, 1 / 2)
-    assert split_answers(pairs[1:2]) == AnswerSplit(dict.fromkeys(METRICS), _metrics(1 / 2, 1.0, 1.0), 0, 2, None)
+    assert split_answers(pairs) == AnswerSplit(_metrics(1 / 4, 1 / 3, 1.0, 3 / 4), _metrics(1 / 2, 1 / 2, 1.0, 1.0),
+                                               4, 2, 1 / 2)
+    assert split_answers(pairs[1:2]) == AnswerSplit(dict.fromkeys(METRICS), _metrics(1 / 2, 1 / 2, 1.0, 1.0), 0, 2,
+                                                    None)
 
 
 def test_the_summary_means_over_query_languages_then_seeds() -> None:
@@ -113,12 +116,12 @@ def test_the_table_shows_the_mean_then_each_query_language_with_bias_on_the_cros
     rows = [" ".join(line.replace("│", " ").split()) for line in text.getvalue().splitlines()]
     body = rows[rows.index(next(r for r in rows if r.startswith("all cross"))):]
     assert [r for r in body if r and r[0] not in "├└"] == [
-        "all cross 0.500 1.000 1.000 1.000 1.000 1.000 1.00 2 0.500",
-        "same 1.000 1.000 1.000 1.000 1.000 1.000 1.00 1",
-        "en cross 0.500 1.000 1.000 1.000 1.000 1.000 1.00 2 0.500",
-        "same - - - - - - - 0",
-        "de cross - - - - - - - 0 -",
-        "same 1.000 1.000 1.000 1.000 1.000 1.000 1.00 1"]
+        "all cross 0.500 1.000 0.500 1.000 1.000 1.000 1.000 1.00 2 0.500",
+        "same 1.000 1.000 1.000 1.000 1.000 1.000 1.000 1.00 1",
+        "en cross 0.500 1.000 0.500 1.000 1.000 1.000 1.000 1.00 2 0.500",
+        "same - - - - - - - - 0",
+        "de cross - - - - - - - - 0 -",
+        "same 1.000 1.000 1.000 1.000 1.000 1.000 1.000 1.00 1"]
 
 
 # --- end to end -------------------------------------------------------------------------------------

@@ -56,6 +56,19 @@ def test_quotes_the_best_sentences_in_the_exact_shape() -> None:
         "extractive", False, False, False)
 
 
+def test_a_margin_keeps_only_the_quotes_near_the_best() -> None:
+    request = _request(QUESTION, PASSAGES)
+    generator = ExtractiveGenerator(HashEncoder(dim=512), split_sentences, sentences=3, passage_weight=0.0)
+    first, second, third = generator.quotes(request.question, request.passages)
+    assert first.score > second.score > third.score
+    between = (first.score - second.score + first.score - third.score) / 2
+    for margin, kept in ((None, 3), (0.0, 1), (between, 2)):
+        generator.margin = margin
+        assert generator.quotes(request.question, request.passages) == [first, second, third][:kept]
+    with pytest.raises(ValueError, match=r"^the extractive margin must be >= 0, got -0.1$"):
+        ExtractiveGenerator(HashEncoder(), split_sentences, margin=-0.1)
+
+
 def test_stream_yields_lines_then_the_reply() -> None:
     generator = ExtractiveGenerator(HashEncoder(dim=512), split_sentences)
     pieces = list(generator.stream(_request(QUESTION, PASSAGES)))
@@ -84,6 +97,16 @@ def test_identical_sentences_are_quoted_once_and_newlines_become_spaces() -> Non
     reply = whole.generate(_request(QUESTION, passages))
     assert reply.text == f"{EN.intro}\n\n> Replace the air filter every six months. [1]\n" \
                          "> Check the seal of the front cover. [3]"
+
+
+def test_hard_wrapped_chinese_and_japanese_are_quoted_without_a_space_at_the_break() -> None:
+    passages = (_passage(1, "红色常亮表示出现故障，请在应用中\n查看错误代码。", "zh"),
+                _passage(2, "アプリの「省電力モード」を\nオンにすると、ファンが停止します。", "ja"),
+                _passage(3, "한국어 설명서의\n문장입니다.", "ko"))
+    whole = ExtractiveGenerator(HashEncoder(dim=512), lambda text: [(0, len(text))], sentences=3)
+    quotes = {quote.passage: quote.text for quote in whole.quotes(QUESTION, passages)}
+    assert quotes == {1: "红色常亮表示出现故障，请在应用中查看错误代码。", 2: "アプリの「省電力モード」をオンにすると、ファンが停止します。",
+                      3: "한국어 설명서의 문장입니다."}
 
 
 def test_a_passage_without_a_quotable_sentence_is_quoted_whole_if_it_can_be() -> None:

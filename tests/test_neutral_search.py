@@ -111,6 +111,15 @@ def test_the_german_warranty_question_quotes_the_spanish_warranty_sentence(roset
     assert answer.language == "de" and not answer.problems
 
 
+def test_the_spanish_air_filter_answer_quotes_only_the_filter_passage(rosetta: Rosetta) -> None:
+    # Without the extractive margin the second quote was the Chinese first-charge sentence ("about six hours"),
+    # which answers "how long" about something else.
+    answer = rosetta.ask("¿Cada cuánto tiempo hay que cambiar el filtro de aire?")
+    assert "alle sechs Monate gereinigt" in answer.text
+    assert {(Path(c.uri).name, c.language) for c in answer.citations} == {("wartungshandbuch.md", "de")}
+    assert answer.language == "es" and not answer.problems
+
+
 def test_a_language_with_one_chunk_is_still_found(rosetta: Rosetta, demo_copy: Path) -> None:
     (demo_copy / "it").mkdir()
     (demo_copy / "it" / "telecomando.md").write_text(

@@ -17,7 +17,7 @@ import numpy as np
 
 from rag.answer.dialogue import Passage, SpanCitation
 from rag.answer.types import Citation, Problem, ProblemKind
-from rag.types import Encoder
+from rag.types import Encoder, one_line
 
 Split = Callable[[str], Sequence[tuple[int, int]]]
 Detect = Callable[[str], "str | None"]
@@ -142,7 +142,8 @@ def _without(line: str, start: int, end: int, cut: Sequence[tuple[int, int, tupl
 
 
 def _normal(text: str) -> str:
-    return " ".join(text.split()).casefold()
+    # Loose: a quote of hard-wrapped Chinese or Japanese matches with or without a space where the line broke.
+    return one_line(text, loose=True).casefold()
 
 
 def _quotes(claim: str) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 from rag.answer.dialogue import GenerationRequest, Passage, Reply
 from rag.answer.prompts import Frame, extractive_frame
 from rag.centering import Centering, LatentQuery, plain, stratified
-from rag.types import Chunk, Encoder, LatentEncoder, latent_dim
+from rag.types import Chunk, Encoder, LatentEncoder, latent_dim, one_line
 
 # Shorter sentences ("Hinweis:", "1.2 Filter") are headings or list labels, not statements worth quoting.
 # Wide (CJK) characters count twice, so a six-character Japanese sentence still qualifies.
@@ -29,7 +29,8 @@ Split = Callable[[str], Sequence[tuple[int, int]]]
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """A sentence of a passage, whitespace collapsed to single spaces, and its score against the question."""
+    """A sentence of a passage on one line (``rag.types.one_line``: a quote must stay on its blockquote line;
+    the citation check compares texts the same way, so it still matches exactly), and its score."""
 
     text: str
     passage: int
@@ -53,12 +54,18 @@ class ExtractiveGenerator:
     passage_weight: float = 0.25
     # The text a passage's vector was made from at ingest (rag.chunk.encoded_text), so it is a cache hit.
     passage_text: Callable[[Chunk], str] = lambda chunk: chunk.text
+    # A quote after the first must score within ``margin`` of it (None: the best ``sentences``, however
+    # weak): the second and third best sentences of a short collection are often from passages about
+    # something else. Chosen on XQuAD mixed pools (README, "Answers follow").
+    margin: float | None = None
 
     def __post_init__(self) -> None:
         if self.sentences < 1:
             raise ValueError(f"the extractive generator quotes >= 1 sentences, got {self.sentences}")
         if not 0 <= self.passage_weight <= 1:
             raise ValueError(f"passage_weight must be in [0, 1], got {self.passage_weight}")
+        if self.margin is not None and self.margin < 0:
+            raise ValueError(f"the extractive margin must be >= 0, got {self.margin}")
 
     @property
     def name(self) -> str:
@@ -95,7 +102,8 @@ class ExtractiveGenerator:
 
     def quotes(self, question: str, passages: Sequence[Passage], language: str | None = None,
                centering: Centering | None = None) -> list[Quote]:
-        """The best ``sentences`` distinct sentences of ``passages`` for ``question``, best first.
+        """The best ``sentences`` distinct sentences of ``passages`` for ``question``, best first; with a
+        ``margin``, only those within it of the best.
 
         With ``centering`` the similarities are language-neutral (rag/centering.py; ``language`` is the
         question's), so a sentence in the question's own language does not win for its language alone.
@@ -120,7 +128,10 @@ class ExtractiveGenerator:
         for (text, passage), score in zip(candidates, scores.tolist()):
             if text not in best or score > best[text].score:
                 best[text] = Quote(text, passage.number, float(score))
-        return sorted(best.values(), key=lambda quote: -quote.score)[:self.sentences]
+        ranked = sorted(best.values(), key=lambda quote: -quote.score)[:self.sentences]
+        if self.margin is None:
+            return ranked
+        return [quote for quote in ranked if quote.score >= ranked[0].score - self.margin]
 
     def _latent_bonus(self, centering: Centering, question: str, sentences: Sequence[str], languages: list[str],
                       language: str | None) -> np.ndarray:
@@ -154,9 +165,9 @@ class ExtractiveGenerator:
     def _sentences(self, passage: Passage) -> list[str]:
         """The passage's quotable sentences; its whole text when no sentence qualifies."""
         text = passage.hit.chunk.text
-        found = [_one_line(text[start:end]) for start, end in self.split(text)]
+        found = [one_line(text[start:end]) for start, end in self.split(text)]
         kept = [sentence for sentence in found if _quotable(sentence)]
-        whole = _one_line(text)
+        whole = one_line(text)
         return kept or ([whole] if _quotable(whole) else [])
 
 
@@ -165,12 +176,6 @@ def render(frame: Frame, quotes: Sequence[Quote]) -> str:
     if not quotes:
         return f"{frame.intro}\n\n{frame.none}"
     return f"{frame.intro}\n\n" + "\n".join(f"> {quote.text} [{quote.passage}]" for quote in quotes)
-
-
-def _one_line(sentence: str) -> str:
-    # A quote must stay on its blockquote line, so whitespace runs (newlines included) become one space.
-    # The citation check compares quotes with whitespace collapsed the same way, so it still matches exactly.
-    return " ".join(sentence.split())
 
 
 def _quotable(sentence: str) -> bool:
