@@ -46,7 +46,6 @@ _SIZE = """
     SELECT pg_total_relation_size(format('%%I.chunks', %(schema)s::text)::regclass)
          + pg_total_relation_size(format('%%I.documents', %(schema)s::text)::regclass)
          + pg_total_relation_size(format('%%I.sentences', %(schema)s::text)::regclass)
-         + pg_total_relation_size(format('%%I.latent_stats', %(schema)s::text)::regclass)
 """
 _SENTENCES = "SELECT count(*) FROM {}.sentences"
 _TEXTS = "SELECT text FROM {}.chunks ORDER BY document_id, ordinal"

@@ -11,13 +11,10 @@ language L for a question ``q`` in language Q is
 where ``mean`` is shrunk toward the collection's mean with ``prior`` pseudo-chunks, so a language with one
 chunk is not wiped out (its centred vector would otherwise be zero), and ``a`` (``query_weight``) is how
 much of the question's own language is taken out (only when the collection holds that language).
-Latent terms (an encoder's sparse features of what a text says, rag/types.py LatentEncoder) are centred
-the same way with their own per-language sums; their plain cosine adds to the score that orders a language
-(``latent_weight``) and, for chunks in another language than the question's, to the one that interleaves
-languages (``latent_choice_weight``); their centred cosine can join the interleaving too
-(``latent_language_weight``).
-Measured choices
-are in the README ("Language-neutral retrieval", "Latent terms").
+Latent terms (an encoder's sparse features of what a text says, rag/types.py LatentEncoder) of a chunk in
+another language than the question's add their cosine with the question's to the score that orders its
+language (``latent_weight``) and to the one that interleaves languages (``latent_choice_weight``).
+Measured choices are in the README ("Language-neutral retrieval", "Latent terms").
 """
 
 from __future__ import annotations
@@ -92,53 +89,29 @@ class LanguageMeans:
 
 
 @dataclass(frozen=True, slots=True)
-class LatentSums:
-    """A collection's latent-term sums per language (term ids and totals, kept by triggers: migration 6)."""
-
-    terms: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-
-    def means(self, chunks: LanguageMeans, dim: int) -> LanguageMeans:
-        """The latent means as ``dim``-d vectors, with ``chunks``' counts, prior and query weight (a language
-        whose chunks hold no latent terms sums to zero)."""
-        sums = {}
-        for code in chunks.counts:
-            total = np.zeros(dim)
-            if code in self.terms:
-                ids, values = self.terms[code]
-                inside = ids < dim
-                total[ids[inside]] = values[inside]
-            sums[code] = total
-        return LanguageMeans(chunks.counts, sums, chunks.prior, chunks.query_weight)
-
-
-@dataclass(frozen=True, slots=True)
 class Centering:
-    """A collection's chunk and sentence means, how much a chunk's best sentence counts in its score, and
-    its latent-term sums with how much the latent terms count."""
+    """A collection's chunk and sentence means, how much a chunk's best sentence counts in its score, and how
+    much the latent terms count."""
 
     chunks: LanguageMeans
     sentences: LanguageMeans
     sentence_weight: float = 0.5
     # A chunk's latent-term cosine with the question's (0 for chunks in the question's own language) adds
     # ``latent_weight`` times itself to the score that orders its language and ``latent_choice_weight`` times
-    # itself to the one that interleaves languages; its centred latent cosine adds ``latent_language_weight``
-    # times itself to the latter (needs ``latents``, the collection's latent sums).
+    # itself to the one that interleaves languages.
     latent_weight: float = 0.0
-    latents: LatentSums = field(default_factory=LatentSums)
-    latent_language_weight: float = 0.0
     latent_choice_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.sentence_weight <= 1:
             raise ValueError(f"sentence_weight must be in [0, 1], got {self.sentence_weight}")
-        if min(self.latent_weight, self.latent_language_weight, self.latent_choice_weight) < 0:
-            raise ValueError(f"latent weights must be >= 0, got {self.latent_weight}, {self.latent_language_weight}, "
-                             f"{self.latent_choice_weight}")
+        if min(self.latent_weight, self.latent_choice_weight) < 0:
+            raise ValueError(f"latent weights must be >= 0, got {self.latent_weight}, {self.latent_choice_weight}")
 
     @property
     def uses_latent(self) -> bool:
         """Whether any score uses the latent terms (so a search encodes the question's)."""
-        return bool(self.latent_weight or self.latent_language_weight or self.latent_choice_weight)
+        return bool(self.latent_weight or self.latent_choice_weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,46 +125,28 @@ class Products:
 
 
 @dataclass(frozen=True, slots=True)
-class LatentScore:
-    """A chunk's latent-term cosine with the question's, plain and centred (0 and 0 without latent terms)."""
-
-    plain: float = 0.0
-    neutral: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
 class LatentQuery:
-    """The question's latent terms, plain and centred, and the collection's latent means, for scoring chunks."""
+    """The question's latent terms (dense, 16,384-d) and language, for scoring chunks' latent terms."""
 
     plain: np.ndarray
-    centred: np.ndarray
-    means: LanguageMeans
-    plain_norm: float
-    centred_norm: float
+    norm: float
     language: str | None = None  # the question's: its own chunks keep their dense order (see score_many)
-    # Per language: its centroid c, q'.c and |c|^2 (16,384-d products, so once per search, not per chunk).
-    _centroids: dict[str, tuple[np.ndarray, float, float]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, centering: Centering, latent: SparseVector, language: str | None) -> LatentQuery | None:
-        """None when every latent weight is 0 (nothing to score). Without latent sums (or with
-        ``latent_language_weight`` 0) the centred cosines are not used, and the means are zero."""
+        """None when every latent weight is 0 (nothing to score)."""
         if not centering.uses_latent:
             return None
-        means = (centering.latents.means(centering.chunks, latent.dim) if centering.latent_language_weight
-                 else LanguageMeans({}, {}))
         plain = np.zeros(latent.dim)
         for index, weight in latent.weights.items():
             plain[index] = weight
-        centred = means.query(plain, language)
-        return cls(plain, centred, means, float(np.sqrt(_dot(plain, plain))), float(np.sqrt(_dot(centred, centred))),
-                   language)
+        return cls(plain, float(np.sqrt(_dot(plain, plain))), language)
 
-    def score(self, language: str, latent: SparseVector | None) -> LatentScore:
-        """``latent``'s (a text's, in ``language``) cosine with the question's, plain and centred."""
+    def score(self, language: str, latent: SparseVector | None) -> float:
+        """``latent``'s (a text's, in ``language``) cosine with the question's (see score_many)."""
         return self.score_vectors([language], [latent])[0]
 
-    def score_vectors(self, languages: Sequence[str], latents: Sequence[SparseVector | None]) -> list[LatentScore]:
+    def score_vectors(self, languages: Sequence[str], latents: Sequence[SparseVector | None]) -> list[float]:
         """:meth:`score_many` for latent terms given as SparseVectors (None or empty: no terms)."""
         return self.score_many(languages, [
             None if latent is None else (np.fromiter(latent.weights.keys(), dtype=np.int64, count=len(latent.weights)),
@@ -200,56 +155,25 @@ class LatentQuery:
             for latent in latents])
 
     def score_many(self, languages: Sequence[str], latents: Sequence[tuple[np.ndarray, np.ndarray] | None]
-                   ) -> list[LatentScore]:
+                   ) -> list[float]:
         """:meth:`score` for many chunks, each as (term ids, weights), in one vectorised pass (a search scores
-        hundreds).
+        hundreds); 0 for a chunk without latent terms.
 
-        A chunk in the question's own language gets no plain latent score: there the dense cosine orders
-        better alone (the manuals' monolingual R@1: 0.798 without latent terms, 0.760 with them), while in
-        other languages the latent terms add what the dense vector's language offset hides (README,
-        "Latent terms")."""
+        A chunk in the question's own language scores 0: there the dense cosine orders better alone (the
+        manuals' monolingual R@1: 0.798 without latent terms, 0.760 with them), while in other languages the
+        latent terms add what the dense vector's language offset hides (README, "Latent terms")."""
         sizes = np.array([0 if item is None else len(item[0]) for item in latents])
         found = [item for item in latents if item is not None and len(item[0])]
-        if not found:
-            return [LatentScore() for _ in latents]
+        if not found or not self.norm:
+            return [0.0] * len(latents)
         ids = np.concatenate([item[0] for item in found]).astype(np.int64)
         values = np.concatenate([item[1] for item in found]).astype(np.float64)
         owner = np.repeat(np.arange(len(latents)), sizes)  # the chunk each term belongs to
-
-        def per_chunk(terms: np.ndarray) -> np.ndarray:
-            return np.bincount(owner, weights=terms, minlength=len(latents))
-
-        norms = np.sqrt(per_chunk(values * values))
-        plain_dots, centred_dots = per_chunk(self.plain[ids] * values), per_chunk(self.centred[ids] * values)
-        centroid_dots, offsets, centroid_norms2 = np.zeros(len(latents)), np.zeros(len(latents)), np.zeros(len(latents))
-        codes = np.array(languages, dtype=object)
-        for code in dict.fromkeys(languages):
-            centroid, query_dot_centroid, centroid_norm2 = self._centroid(code)
-            rows = codes[owner] == code
-            centroid_dots += np.bincount(owner[rows], weights=centroid[ids[rows]] * values[rows],
-                                         minlength=len(latents))
-            chunk_rows = codes == code
-            offsets[chunk_rows], centroid_norms2[chunk_rows] = query_dot_centroid, centroid_norm2
-        # cos(q', d - c) from d's own terms: (q'.d - q'.c) / (|q'| |d - c|), |d - c|^2 = |d|^2 - 2 d.c + |c|^2.
-        lengths = np.sqrt(np.maximum(norms * norms - 2 * centroid_dots + centroid_norms2, 0.0)) * self.centred_norm
-        scores = []
-        for i, norm in enumerate(norms.tolist()):
-            if not norm:
-                scores.append(LatentScore())
-                continue
-            own = self.language is not None and languages[i] == self.language
-            plain = plain_dots[i] / (norm * self.plain_norm) if self.plain_norm and not own else 0.0
-            neutral = (centred_dots[i] - offsets[i]) / lengths[i] if lengths[i] > 0 else 0.0
-            scores.append(LatentScore(float(plain), float(neutral)))
-        return scores
-
-    def _centroid(self, language: str) -> tuple[np.ndarray, float, float]:
-        """``language``'s latent centroid c, q'.c and |c|^2 (16,384-d products: once per search)."""
-        cached = self._centroids.get(language)
-        if cached is None:
-            centroid = _centroid_or_zero(self.means, language, len(self.plain))
-            cached = self._centroids[language] = (centroid, _dot(self.centred, centroid), _dot(centroid, centroid))
-        return cached
+        norms = np.sqrt(np.bincount(owner, weights=values * values, minlength=len(latents)))
+        dots = np.bincount(owner, weights=self.plain[ids] * values, minlength=len(latents))
+        return [0.0 if not norm or (self.language is not None and code == self.language)
+                else float(dot / (norm * self.norm))
+                for code, norm, dot in zip(languages, norms.tolist(), dots.tolist(), strict=True)]
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
@@ -262,20 +186,20 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 class ChunkScore:
     """A chunk's plain cosine (which orders a language's chunks) and centred cosine (which interleaves
     languages), each mixing the chunk's vector with its best sentence's and adding its latent terms' cosine
-    (plain, and centred like the dense vectors) where the collection has them."""
+    where the collection has them."""
 
     plain: float
     neutral: float
 
 
 def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray, language: str,
-                chunk: Products, sentences: Sequence[Products], latent: LatentScore = LatentScore()) -> ChunkScore:
+                chunk: Products, sentences: Sequence[Products], latent: float = 0.0) -> ChunkScore:
     """The chunk's scores from its own products and its sentences' (a one-sentence chunk is its sentence),
-    plus its latent terms' cosines with the question's: ``latent_weight`` times the plain one in the score
-    that orders its language, ``latent_choice_weight`` times the plain one and ``latent_language_weight``
-    times the centred one in the score that interleaves languages (README, "Latent terms"). The plain
-    latent cosine of a chunk in the question's own language is 0 (LatentQuery.score_many): the latent
-    terms add to other languages' chunks what the dense vector's language offset takes from them."""
+    plus its latent terms' cosine with the question's: ``latent_weight`` times it in the score that orders
+    its language, ``latent_choice_weight`` times it in the score that interleaves languages (README,
+    "Latent terms"). The latent cosine of a chunk in the question's own language is 0
+    (LatentQuery.score_many): the latent terms add to other languages' chunks what the dense vector's
+    language offset takes from them."""
     chunk_centroid = _centroid_or_zero(centering.chunks, language, len(query))
     sentence_centroid = _centroid_or_zero(centering.sentences, language, len(query))
     plain_norm = float(np.linalg.norm(plain_query))
@@ -285,9 +209,8 @@ def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray
     best_neutral = max((centred_cosine(query, sentence_centroid, s.query_dot, s.centroid_dot, s.norm)
                         for s in sentences), default=neutral)
     w = centering.sentence_weight
-    return ChunkScore(w * best_plain + (1 - w) * plain + centering.latent_weight * latent.plain,
-                      w * best_neutral + (1 - w) * neutral + centering.latent_choice_weight * latent.plain
-                      + centering.latent_language_weight * latent.neutral)
+    return ChunkScore(w * best_plain + (1 - w) * plain + centering.latent_weight * latent,
+                      w * best_neutral + (1 - w) * neutral + centering.latent_choice_weight * latent)
 
 
 def interleave(ordered: Mapping[str, Sequence[Hit]], scores: Mapping[str, Sequence[float]]) -> list[Hit]:

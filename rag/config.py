@@ -190,11 +190,9 @@ class RetrievalConfig:
     # A chunk's latent terms (where ingest stored them) add ``latent_weight`` times their cosine with the
     # question's to the score that orders the chunks of one language and ``latent_choice_weight`` times it
     # to the score that interleaves languages (both only for chunks in another language than the
-    # question's), and ``latent_language_weight`` times their centred cosine to the interleaving score
-    # (README, "Latent terms").
+    # question's; README, "Latent terms").
     latent_weight: float = 0.15
     latent_choice_weight: float = 0.2
-    latent_language_weight: float = 0.0
     # With a translator (an LLM), also search each target language's chunks densely with the question
     # translated into it (legs ``dense:de``, fused within that language). Off: no LLM runs offline here,
     # so whether it pays is not measured.
@@ -216,11 +214,10 @@ class RetrievalConfig:
         if not 0 <= self.cross_language_sparse_weight <= 1:
             raise ConfigError("retrieval.cross_language_sparse_weight must be in [0, 1], "
                               f"got {self.cross_language_sparse_weight}")
-        if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_choice_weight,
-               self.latent_language_weight) < 0:
+        if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_choice_weight) < 0:
             raise ConfigError(f"retrieval weights must be >= 0, got dense {self.dense_weight}, sparse "
                               f"{self.sparse_weight}, latent {self.latent_weight}, latent choice "
-                              f"{self.latent_choice_weight}, latent language {self.latent_language_weight}")
+                              f"{self.latent_choice_weight}")
         if self.language_prior < 0 or not 0 <= self.query_language_weight <= 2 or not 0 <= self.sentence_weight <= 1:
             raise ConfigError("retrieval.language_prior must be >= 0, query_language_weight in [0, 2] and "
                               f"sentence_weight in [0, 1]; got {self.language_prior}, {self.query_language_weight}, "
@@ -550,11 +547,20 @@ def _coerce(section: str, name: str, value: object, kind: str) -> object:
     return str(value)
 
 
+# Settings that existed once, and why they went: naming one is an error that says what to do instead.
+REMOVED = {
+    ("retrieval", "latent_language_weight"): "centred latent terms in the language choice measured not to pay "
+                                             "(README, \"Latent terms\"); delete the setting",
+}
+
+
 def _apply(config: Config, section: str, name: str, value: object) -> Config:
     if not section:  # "collection" is the only top-level setting
         return replace(config, collection=str(_coerce("config", name, value, "str")))
     part = getattr(config, section)
     known = {f.name: str(f.type) for f in fields(part)}
+    if (section, name) in REMOVED:
+        raise ConfigError(f"setting {section}.{name} was removed: {REMOVED[section, name]}")
     if name not in known:
         raise ConfigError(f"unknown setting {section}.{name}; known: {', '.join(sorted(known))}")
     return replace(config, **{section: replace(part, **{name: _coerce(section, name, value, known[name])})})

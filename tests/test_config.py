@@ -68,6 +68,14 @@ def test_unknown_setting_is_an_error(tmp_path: Path) -> None:
         load_config(environ={"ROSETTA_CONFIG": str(toml)})
 
 
+def test_a_removed_setting_says_why_and_what_to_do(tmp_path: Path) -> None:
+    toml = tmp_path / "x.toml"
+    toml.write_text("[retrieval]\nlatent_language_weight = 0.3\n")
+    with pytest.raises(ConfigError, match=r"^setting retrieval.latent_language_weight was removed: centred latent "
+                                          r"terms in the language choice measured not to pay .*; delete the setting$"):
+        load_config(environ={"ROSETTA_CONFIG": str(toml)})
+
+
 def test_non_integer_env_value() -> None:
     with pytest.raises(ConfigError, match="ingest.max_tokens must be an integer, got 'many'"):
         load_config(environ={"ROSETTA_MAX_TOKENS": "many"})

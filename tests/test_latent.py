@@ -97,27 +97,9 @@ def test_latent_weight_must_not_be_negative() -> None:
 
     with pytest.raises(ConfigError, match="latent -0.1"):
         RetrievalConfig(latent_weight=-0.1)
-    with pytest.raises(ConfigError, match="latent language -1"):
-        RetrievalConfig(latent_language_weight=-1)
     with pytest.raises(ConfigError, match="latent choice -0.5"):
         RetrievalConfig(latent_choice_weight=-0.5)
-    assert np.isclose(RetrievalConfig().latent_weight, 0.15) and RetrievalConfig().latent_language_weight == 0.0
-
-
-@pytest.mark.parametrize(("weight", "first"), [(0.0, "es"), (2.0, "de")])
-def test_centred_latent_terms_can_choose_between_languages(config: Config, weight: float, first: str) -> None:
-    # One page per language, so only the interleaving of languages can change. The Spanish page shares the
-    # word "battery" with the question; the German one is about the battery in its own words.
-    documents = [Document("mem://de/akku", "Der Akku und die Garantie für den Akku.", "akku"),
-                 Document("mem://es/filtro", "El filtro del aire se cambia cada año; battery no es una palabra "
-                          "española, pero el filtro sí.", "filtro")]
-    config = replace(config, retrieval=RetrievalConfig(latent_weight=2.0, latent_language_weight=weight,
-                                                       latent_choice_weight=0.0))
-    with Rosetta.open(config, encoder=LatentHashEncoder()) as rosetta:
-        rosetta.ingest([DocumentsConnector.of(documents)])
-        assert rosetta.status().collections[0].languages == {"de": 1, "es": 1}
-        hits = rosetta.search("battery", k=2, mode=SearchMode.DENSE)
-    assert hits[0].chunk.language == first
+    assert np.isclose(RetrievalConfig().latent_weight, 0.15) and np.isclose(RetrievalConfig().latent_choice_weight, 0.2)
 
 
 @pytest.mark.parametrize(("weight", "first"), [(0.0, "en"), (1.0, "es")])

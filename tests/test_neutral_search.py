@@ -23,11 +23,6 @@ def _drift(store: PgStore) -> list[tuple[object, ...]]:
         return conn.execute(STATS_DRIFT.format(s=store.schema)).fetchall()
 
 
-def _latent_languages(store: PgStore) -> set[str]:
-    with store.pool.connection() as conn:
-        return {str(code) for (code,) in conn.execute(f"SELECT DISTINCT language FROM {store.schema}.latent_stats")}
-
-
 def _stats(store: PgStore) -> dict[tuple[str, str], int]:
     with store.pool.connection() as conn:
         rows = conn.execute(f"SELECT kind, language, rows FROM {store.schema}.language_stats").fetchall()
@@ -38,11 +33,10 @@ def test_statistics_follow_every_add_change_prune_and_failed_write(config: Confi
     # A second German page, so the German statistics outlive the change below (subtracted, not dropped).
     (demo_copy / "de" / "akku.md").write_text("# Akku\n\nDer Akku des HX-20 hält zehn Jahre; die Garantie für "
                                               "den Akku gilt drei Jahre.\n")
-    with Rosetta.open(config, encoder=LatentHashEncoder()) as rosetta:  # with latent terms: their sums too
+    with Rosetta.open(config, encoder=LatentHashEncoder()) as rosetta:  # with latent terms, as e5-small has
         rosetta.ingest([demo_copy])
         first = _stats(rosetta.store)
         assert {code for _, code in first} == {"de", "en", "es", "ja", "zh"} and _drift(rosetta.store) == []
-        assert _latent_languages(rosetta.store) >= {"de", "en", "es"}
         assert any(kind == "sentence" for kind, _ in first)
         manual = demo_copy / "de" / "wartungshandbuch.md"
         manual.write_text(manual.read_text() + "\n## Reinigung\n\nDas Gehäuse wird mit einem feuchten Tuch "
@@ -53,7 +47,6 @@ def test_statistics_follow_every_add_change_prune_and_failed_write(config: Confi
         report = rosetta.ingest([demo_copy], prune=True)
         assert [f.uri.rsplit("/", 1)[-1] for f in report.files if f.status.value == "pruned"] == ["garantia.md"]
         assert ("chunk", "es") not in _stats(rosetta.store) and _drift(rosetta.store) == []
-        assert "es" not in _latent_languages(rosetta.store)
         collection = rosetta.store.collection(config.collection)
         assert collection is not None
         before = _stats(rosetta.store)

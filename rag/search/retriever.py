@@ -169,7 +169,7 @@ class Retriever:
         if not s.language_neutral:
             return None
         return self.store.centering(self.collection, s.language_prior, s.query_language_weight, s.sentence_weight,
-                                    s.latent_weight, s.latent_language_weight, s.latent_choice_weight)
+                                    s.latent_weight, s.latent_choice_weight)
 
     def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,
                centering: Centering | None, query: str | None = None) -> list[Hit]:

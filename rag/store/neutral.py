@@ -16,8 +16,6 @@ from rag.centering import (
     Centering,
     LanguageMeans,
     LatentQuery,
-    LatentScore,
-    LatentSums,
     Products,
     interleave,
     score_chunk,
@@ -30,20 +28,15 @@ from rag.types import Collection, Filter, Hit, LegScore
 
 def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_weight: float,
                         sentence_weight: float, latent_weight: float = 0.0,
-                        latent_rows: Sequence[tuple[Any, ...]] = (), latent_language_weight: float = 0.0,
                         latent_choice_weight: float = 0.0) -> Centering:
-    """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means, and LATENT_STATS
-    rows (language, term ids, totals) as the latent sums."""
+    """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means."""
 
     def means(kind: str) -> LanguageMeans:
         found = [(str(code), int(count), dense_from_pg(total)) for k, code, count, total in rows if k == kind]
         return LanguageMeans({code: count for code, count, _ in found}, {code: v for code, _, v in found},
                              prior, query_weight)
 
-    latents = LatentSums({str(code): (np.asarray(ids, dtype=np.int64), np.asarray(totals, dtype=np.float64))
-                          for code, ids, totals in latent_rows})
-    return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latents,
-                     latent_language_weight, latent_choice_weight)
+    return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latent_choice_weight)
 
 
 def language_legs(schema: str, collection: Collection, question: np.ndarray, language: str | None,
@@ -68,10 +61,10 @@ def language_legs(schema: str, collection: Collection, question: np.ndarray, lan
     return statement, params, query
 
 
-def _latent_scores(latent: LatentQuery | None, rows: Sequence[tuple[Any, ...]]) -> list[LatentScore]:
+def _latent_scores(latent: LatentQuery | None, rows: Sequence[tuple[Any, ...]]) -> list[float]:
     """The rows' latent terms (pgvector's SparseVector, None where a chunk has none) scored for the question."""
     if latent is None:
-        return [LatentScore() for _ in rows]
+        return [0.0] * len(rows)
     stored: list[PgSparseVector | None] = [row[18] for row in rows]
     return latent.score_many([row[5] for row in rows], [
         None if vector is None else (np.asarray(vector.indices(), dtype=np.int64),
@@ -81,7 +74,7 @@ def _latent_scores(latent: LatentQuery | None, rows: Sequence[tuple[Any, ...]]) 
 def interleaved(collection: Collection, centering: Centering, query: np.ndarray, question: np.ndarray,
                  rows: Sequence[tuple[Any, ...]], latent: LatentQuery | None = None) -> list[Hit]:
     """Rows of the language legs as Hits: per language by plain score, languages interleaved by neutral score
-    (both with the latent terms' cosines where ``latent``, the question's, is given)."""
+    (both with the latent terms' cosine where ``latent``, the question's, is given)."""
     ordered: dict[str, list[tuple[float, Hit]]] = {}
     neutral: dict[str, list[float]] = {}
     for row, latent_score in zip(rows, _latent_scores(latent, rows), strict=True):

@@ -33,7 +33,6 @@ from rag.store.sql import (
     EXACT_DENSE_SEARCH,
     HYBRID_SEARCH,
     LANGUAGE_STATS,
-    LATENT_STATS,
     NEIGHBOURS,
     SET_EF_SEARCH,
     SET_ITERATIVE_SCAN,
@@ -262,14 +261,11 @@ class PgStore:
 
     def centering(self, collection: Collection, prior: float = 2.0, query_weight: float = 0.5,
                   sentence_weight: float = 0.5, latent_weight: float = 0.0,
-                  latent_language_weight: float = 0.0, latent_choice_weight: float = 0.0) -> Centering:
+                  latent_choice_weight: float = 0.0) -> Centering:
         """The collection's per-language means of chunk and sentence vectors (kept by triggers, migration 3)."""
         with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
             rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
-            latent = (conn.execute(collection_statement(LATENT_STATS, self.schema, collection)).fetchall()
-                      if latent_language_weight else [])
-        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent,
-                                   latent_language_weight, latent_choice_weight)
+        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent_choice_weight)
 
     def ensure_language_indexes(self, collection: Collection, min_chunks: int) -> list[str]:
         """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return

@@ -169,7 +169,7 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (storage IN ('vector', 'halfvec', 'bit+rescore'));
     """,
     # 6: a chunk's latent terms (rag/types.py LatentEncoder; NULL for an encoder without them), read by the
-    # language legs; their cache by text hash like the encodings'; and per collection and language the sum
+    # language legs; their cache by text hash like the encodings'; and (until 7) per collection and language the sum
     # of its chunks' latent terms, one row per term (16,384 terms do not fit pgvector's 16,000-dimension
     # types), kept by triggers like language_stats and under the same per-collection lock. pgvector's text
     # form numbers terms from 1; ``term`` is 0-based like the rest of Rosetta. language_stats' triggers fire
@@ -229,6 +229,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER latent_stats_update AFTER UPDATE ON {schema}.chunks
         REFERENCING OLD TABLE AS removed NEW TABLE AS added
         FOR EACH STATEMENT EXECUTE FUNCTION {schema}.latent_stats_change();
+    """,
+    # 7: the per-language latent sums go (their one reader, centred latent terms in the language choice, measured
+    # not to pay: README, "Latent terms"); their triggers cost about 1 ms per chunk written. Chunks keep their
+    # latent terms and the cache stays.
+    """
+    DROP TRIGGER latent_stats_insert ON {schema}.chunks;
+    DROP TRIGGER latent_stats_delete ON {schema}.chunks;
+    DROP TRIGGER latent_stats_update ON {schema}.chunks;
+    DROP FUNCTION {schema}.latent_stats_change();
+    DROP FUNCTION {schema}.latent_terms_of(sparsevec);
+    DROP TABLE {schema}.latent_stats;
     """,
 )
 

@@ -83,10 +83,6 @@ HYBRID_SEARCH = """
 LANGUAGE_STATS = """
     SELECT kind, language, rows, dense_sum FROM {schema}.language_stats WHERE collection_id = {collection}
 """
-LATENT_STATS = """
-    SELECT language, array_agg(term ORDER BY term), array_agg(total ORDER BY term) FROM {schema}.latent_stats
-    WHERE collection_id = {collection} GROUP BY language
-"""
 LANGUAGE_LEG = """
     (SELECT {columns}, -(c.dense <#> %(query)s::vector), -(c.dense <#> %(plain)s::vector),
             -(c.dense <#> {centroid}::vector), vector_norm(c.dense),

@@ -145,7 +145,7 @@ class ExtractiveGenerator:
         scoring = LatentQuery.of(centering, asked, language)
         assert scoring is not None  # latent_choice_weight > 0
         scores = scoring.score_vectors(languages, encoder.encode_latent(list(sentences)))
-        return centering.latent_choice_weight * np.array([score.plain for score in scores])
+        return centering.latent_choice_weight * np.array(scores)
 
     def _scores(self, centering: Centering, query: np.ndarray, sentence_vectors: np.ndarray, languages: list[str],
                 passages: Sequence[Passage], candidates: Sequence[tuple[str, Passage]]) -> np.ndarray:
