@@ -45,7 +45,7 @@ from rag.answer.types import Answer
 from rag.config import Config, GeneratorKind
 from rag.errors import ConfigError, ConnectorError
 from rag.rosetta import Rosetta
-from rag.types import Encoder, JsonValue
+from rag.types import Encoder, JsonValue, one_line
 
 METRICS = ("answer_hit", "retrieval_hit@k", "citation_precision", "citations_verified", "all_verified", "language_ok",
            "ok", "seconds")
@@ -112,8 +112,9 @@ class AnswerReport:
 
 
 def normalise(text: str) -> str:
-    """``text`` case-folded with whitespace runs collapsed to one space."""
-    return " ".join(text.casefold().split())
+    """``text`` case-folded on one line, compared loosely (``rag.types.one_line``: a Chinese or Japanese gold
+    span matches across a hard wrap)."""
+    return one_line(text, loose=True).casefold()
 
 
 def holds(text: str, gold: Sequence[str]) -> bool:
@@ -258,6 +259,8 @@ def run_config(rosetta: Rosetta, dataset: Dataset, langs: tuple[Sequence[str], S
     return {
         "dataset": dataset.name, "encoder": encoder, "generator": rosetta.generator(first).name, "k": k or g.k,
         "support_threshold": support_threshold(encoder) if g.support_threshold is None else g.support_threshold,
+        "extractive": {"sentences": g.extractive_sentences, "passage_weight": g.extractive_passage_weight,
+                       "margin": g.extractive_margin},
         "limit": limit, "seed": SEED,
         "query_langs": list(langs[0]), "doc_langs": list(langs[1]), "collections": dict(collections),
         "answer_language": "detected from the question", "seconds": round(time.perf_counter() - started, 1),
@@ -365,5 +368,5 @@ def case_record(pair: PairAnswers, judged: Judged) -> dict[str, JsonValue]:
     """One cases.jsonl line: the pair's languages, the question id, its flags, problems and answer text."""
     return {"query_lang": pair.query_lang, "doc_lang": pair.doc_lang, "id": judged.question_id,
             "answer_hit": judged.answer_hit, "retrieval_hit": judged.retrieval_hit, "citations": judged.citations,
-            "verified": judged.verified, "language_ok": judged.language_ok, "problems": list(judged.problems),
+            "cited_hits": judged.cited_hits, "verified": judged.verified, "language_ok": judged.language_ok, "problems": list(judged.problems),
             "seconds": round(judged.seconds, 3), "text": judged.text}

@@ -133,20 +133,22 @@ def retrieval(
     stderr.print(f"[dim]wrote {' and '.join(str(path) for path in written)}[/]")
 
 
-# The answer metrics (evals.answers.METRICS), short enough for an 80-column terminal.
-_ANSWER_HEADERS = ("hit", "retr@k", "verif", "all_ver", "lang", "ok", "s/ans")
+# Each answer metric's column header (evals.answers.METRICS, in its order), short enough for a terminal.
+_ANSWER_HEADERS = {"answer_hit": "hit", "retrieval_hit@k": "retr@k", "citation_precision": "prec",
+                   "citations_verified": "verif", "all_verified": "all_ver", "language_ok": "lang", "ok": "ok",
+                   "seconds": "s/ans"}
 
 
 def _answer_cells(metrics: dict[str, float | None]) -> list[str]:
-    return ["-" if value is None else f"{value:.2f}" if name == "seconds" else f"{value:.3f}"
-            for name, value in metrics.items()]
+    return ["-" if (value := metrics[name]) is None else f"{value:.2f}" if name == "seconds" else f"{value:.3f}"
+            for name in _ANSWER_HEADERS]
 
 
 def answers_table(report: answer_eval.AnswerReport) -> Table:
     """One row per (query language, doc language) pair, then the cross-lingual and monolingual means."""
     table = Table(title="answer quality per pair; cross and mono are means over pairs")
     table.add_column("pair", no_wrap=True)
-    for name in (*_ANSWER_HEADERS, "n"):
+    for name in (*_ANSWER_HEADERS.values(), "n"):
         table.add_column(name, justify="right", no_wrap=True)
     for p in report.pairs:
         table.add_row(f"{p.query_lang}->{p.doc_lang}", *_answer_cells(answer_eval.pair_metrics(p.judged)),
@@ -163,7 +165,7 @@ def mixed_answers_table(report: answers_mixed.MixedAnswerReport) -> Table:
                         "than the question, same = in the question's")
     table.add_column("query", no_wrap=True)
     table.add_column("part", no_wrap=True)
-    for name in (*_ANSWER_HEADERS, "n", "bias@1"):
+    for name in (*_ANSWER_HEADERS.values(), "n", "bias@1"):
         table.add_column(name, justify="right", no_wrap=True)
     summary = answers_mixed.summarise(report.pools)
     for lang, split in [("all", summary.mean), *summary.per_query_lang.items()]:

@@ -126,7 +126,7 @@ class Products:
 
 @dataclass(frozen=True, slots=True)
 class LatentQuery:
-    """The question's latent terms (dense, 16,384-d) and language, for scoring chunks' latent terms."""
+    """The question's latent terms (as a dense ``latent.dim``-d array) and language, for scoring chunks'."""
 
     plain: np.ndarray
     norm: float
@@ -142,12 +142,8 @@ class LatentQuery:
             plain[index] = weight
         return cls(plain, float(np.sqrt(_dot(plain, plain))), language)
 
-    def score(self, language: str, latent: SparseVector | None) -> float:
-        """``latent``'s (a text's, in ``language``) cosine with the question's (see score_many)."""
-        return self.score_vectors([language], [latent])[0]
-
     def score_vectors(self, languages: Sequence[str], latents: Sequence[SparseVector | None]) -> list[float]:
-        """:meth:`score_many` for latent terms given as SparseVectors (None or empty: no terms)."""
+        """:meth:`score_many` for texts' latent terms given as SparseVectors (None or empty: no terms)."""
         return self.score_many(languages, [
             None if latent is None else (np.fromiter(latent.weights.keys(), dtype=np.int64, count=len(latent.weights)),
                                          np.fromiter(latent.weights.values(), dtype=np.float64,
@@ -156,8 +152,8 @@ class LatentQuery:
 
     def score_many(self, languages: Sequence[str], latents: Sequence[tuple[np.ndarray, np.ndarray] | None]
                    ) -> list[float]:
-        """:meth:`score` for many chunks, each as (term ids, weights), in one vectorised pass (a search scores
-        hundreds); 0 for a chunk without latent terms.
+        """Each chunk's latent-term cosine with the question's, the chunks' terms given as (term ids, weights), in
+        one vectorised pass (a search scores hundreds); 0 for a chunk without latent terms.
 
         A chunk in the question's own language scores 0: there the dense cosine orders better alone (the
         manuals' monolingual R@1: 0.798 without latent terms, 0.760 with them), while in other languages the

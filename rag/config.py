@@ -7,6 +7,7 @@ a TOML file (``ROSETTA_CONFIG`` or ``~/.config/rosetta/config.toml``) > defaults
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import tomllib
@@ -262,13 +263,17 @@ class GenerationConfig:
     extractive_sentences: int = 3
     extractive_passage_weight: float = 0.25  # measured: see rag/answer/generators/extractive.py
     # A quote after the first must score within this of it (a negative value: no margin, always
-    # ``extractive_sentences`` quotes). Measured in the README ("Answers follow").
+    # ``extractive_sentences`` quotes). An absolute difference on the quote scores' scale, chosen with
+    # e5-small and language-neutral scoring (README, "Answers follow"); other encoders may want their own.
     extractive_margin: float = 0.1
 
     def __post_init__(self) -> None:
         if not 0 <= self.extractive_passage_weight <= 1:
             raise ConfigError("generation.extractive_passage_weight must be in [0, 1], "
                               f"got {self.extractive_passage_weight}")
+        if not math.isfinite(self.extractive_margin):
+            raise ConfigError("generation.extractive_margin must be a number (negative: no margin), "
+                              f"got {self.extractive_margin}")
         for name in ("max_tokens", "k", "max_steps", "max_passages", "extractive_sentences"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"generation.{name} must be >= 1, got {getattr(self, name)}")
@@ -548,7 +553,7 @@ def _coerce(section: str, name: str, value: object, kind: str) -> object:
 
 
 # Settings that existed once, and why they went: naming one is an error that says what to do instead.
-REMOVED = {
+_REMOVED = {
     ("retrieval", "latent_language_weight"): "centred latent terms in the language choice measured not to pay "
                                              "(README, \"Latent terms\"); delete the setting",
 }
@@ -559,8 +564,8 @@ def _apply(config: Config, section: str, name: str, value: object) -> Config:
         return replace(config, collection=str(_coerce("config", name, value, "str")))
     part = getattr(config, section)
     known = {f.name: str(f.type) for f in fields(part)}
-    if (section, name) in REMOVED:
-        raise ConfigError(f"setting {section}.{name} was removed: {REMOVED[section, name]}")
+    if (section, name) in _REMOVED:
+        raise ConfigError(f"setting {section}.{name} was removed: {_REMOVED[section, name]}")
     if name not in known:
         raise ConfigError(f"unknown setting {section}.{name}; known: {', '.join(sorted(known))}")
     return replace(config, **{section: replace(part, **{name: _coerce(section, name, value, known[name])})})

@@ -20,10 +20,12 @@ JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
 Metadata: TypeAlias = Mapping[str, JsonValue]
 
 
-# Chinese and Japanese (Han, kana, CJK and full-width punctuation; not Hangul: Korean spaces its words).
-_CJK = "\u2e80-\u2fff\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff" \
-       "\uf900-\ufaff\uff00-\uff60"
-_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\n\s*(?=[{_CJK}])")
+# Chinese and Japanese: Han (supplementary planes too), kana (half-width too), CJK punctuation (not the
+# ideographic space), enclosed CJK, and the full-width forms, whose Latin letters and digits Japanese sets
+# without spaces too. Not Hangul: Korean spaces its words.
+_CJK = "\u2e80-\u2fff\u3001-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3200-\u32ff\u3400-\u4dbf" \
+       "\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60\uff61-\uff9f\U00020000-\U0003134f"
+_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\r?\n[ \t]*(?=[{_CJK}])")  # one line break, not a blank line
 _CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 
 

@@ -197,7 +197,8 @@ def test_the_table_shows_each_pair_and_the_means() -> None:
                            PairAnswers("de", "de", (judge(CITES_NOTHING, CASE, 0.5),))))
     text = io.StringIO()
     Console(file=text, width=120).print(answers_table(report))
-    rows = [" ".join(line.replace("│", " ").split()) for line in text.getvalue().splitlines()]
+    rows = [" ".join(line.replace("│", " ").replace("┃", " ").split()) for line in text.getvalue().splitlines()]
+    assert "pair hit retr@k prec verif all_ver lang ok s/ans n" in rows  # a header over every column
     assert "en->de 1.000 1.000 1.000 1.000 1.000 1.000 1.000 1.50 1" in rows
     assert "de->de 0.000 0.000 - - 0.000 0.000 0.000 0.50 1" in rows
     assert "cross 1.000 1.000 1.000 1.000 1.000 1.000 1.000 1.50 1" in rows

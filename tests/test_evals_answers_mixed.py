@@ -113,7 +113,8 @@ def test_the_table_shows_the_mean_then_each_query_language_with_bias_on_the_cros
                                  PairAnswers("de", "de", (_judged(True, "de"),))))
     text = io.StringIO()
     Console(file=text, width=120).print(mixed_answers_table(MixedAnswerReport((pool,))))
-    rows = [" ".join(line.replace("│", " ").split()) for line in text.getvalue().splitlines()]
+    rows = [" ".join(line.replace("│", " ").replace("┃", " ").split()) for line in text.getvalue().splitlines()]
+    assert "query part hit retr@k prec verif all_ver lang ok s/ans n bias@1" in rows  # a header over every column
     body = rows[rows.index(next(r for r in rows if r.startswith("all cross"))):]
     assert [r for r in body if r and r[0] not in "├└"] == [
         "all cross 0.500 1.000 0.500 1.000 1.000 1.000 1.000 1.00 2 0.500",

@@ -11,7 +11,7 @@ from rag.answer.prompts import extractive_frame
 from rag.centering import Centering, LanguageMeans
 from rag.chunk import split_sentences
 from rag.encoders.e5 import E5SmallEncoder
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Hit, one_line
 from tests.fakes import HashEncoder, LatentHashEncoder
 
 EN = extractive_frame("en")
@@ -65,8 +65,9 @@ def test_a_margin_keeps_only_the_quotes_near_the_best() -> None:
     for margin, kept in ((None, 3), (0.0, 1), (between, 2)):
         generator.margin = margin
         assert generator.quotes(request.question, request.passages) == [first, second, third][:kept]
-    with pytest.raises(ValueError, match=r"^the extractive margin must be >= 0, got -0.1$"):
-        ExtractiveGenerator(HashEncoder(), split_sentences, margin=-0.1)
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match=rf"^the extractive margin must be >= 0, got {bad}$"):
+            ExtractiveGenerator(HashEncoder(), split_sentences, margin=bad)
 
 
 def test_stream_yields_lines_then_the_reply() -> None:
@@ -107,6 +108,17 @@ def test_hard_wrapped_chinese_and_japanese_are_quoted_without_a_space_at_the_bre
     quotes = {quote.passage: quote.text for quote in whole.quotes(QUESTION, passages)}
     assert quotes == {1: "红色常亮表示出现故障，请在应用中查看错误代码。", 2: "アプリの「省電力モード」をオンにすると、ファンが停止します。",
                       3: "한국어 설명서의 문장입니다."}
+
+
+@pytest.mark.parametrize(("text", "joined", "loose"), [
+    ("请在应用中\r\n  查看", "请在应用中查看", "请在应用中查看"),  # one line break: joined
+    ("中 文", "中 文", "中文"),  # a space the writer typed stays (compared loosely, it does not count)
+    ("第一段。\n\n第二段。", "第一段。 第二段。", "第一段。第二段。"),  # a blank line is a paragraph break
+    ("ｶﾀｶﾅ\n𠮷野家", "ｶﾀｶﾅ𠮷野家", "ｶﾀｶﾅ𠮷野家"),  # half-width kana, a supplementary-plane Han character
+    ("air\nfilter", "air filter", "air filter"), ("한국어\n문장", "한국어 문장", "한국어 문장"),
+])
+def test_one_line_joins_chinese_and_japanese_line_breaks_only(text: str, joined: str, loose: str) -> None:
+    assert (one_line(text), one_line(text, loose=True)) == (joined, loose)
 
 
 def test_a_passage_without_a_quotable_sentence_is_quoted_whole_if_it_can_be() -> None:

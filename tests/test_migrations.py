@@ -96,6 +96,13 @@ def test_an_upgrade_keeps_every_row_and_search_result(config: Config, demo_copy:
             assert all(np.allclose(a[4], b[4], atol=1e-5) for a, b in zip(after, before, strict=True))
             assert conn.execute(sql.SQL("SELECT max(version) FROM {}.schema_migrations").format(
                 sql.Identifier(old.db.schema))).fetchone() == (len(MIGRATIONS),)
+            # Migration 7 took the latent sums away, with their triggers and functions.
+            assert conn.execute("SELECT to_regclass(%s)", (f"{old.db.schema}.latent_stats",)).fetchone() == (None,)
+            assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname LIKE "
+                                "'latent%%'", (f"{old.db.schema}.chunks",)).fetchone() == (0,)
+            assert conn.execute("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                                "WHERE n.nspname = %s AND p.proname LIKE 'latent%%'",
+                                (old.db.schema,)).fetchone() == (0,)
         assert _search(upgraded) == expected
         again = upgraded.ingest([demo_copy], collection="manuals")
         assert {f.status for f in again.files} == {IngestStatus.UNCHANGED}

@@ -329,3 +329,18 @@ def test_the_readme_plugin_example_installs_and_encodes(tmp_path: Path, monkeypa
         assert (encoder.name, encoder.dim, encoder.encode_queries(["air filter"])[0].dense.shape) == ("bow", 16, (16,))
     finally:
         sys.modules.pop("rosetta_bow", None)
+
+
+@pytest.mark.parametrize(("environ", "margin"), [({}, 0.1), ({"ROSETTA_EXTRACTIVE_MARGIN": "0.05"}, 0.05),
+                                                 ({"ROSETTA_EXTRACTIVE_MARGIN": "-1"}, None)])
+def test_the_extractive_margin_comes_from_the_config_and_a_negative_one_turns_it_off(
+        environ: dict[str, str], margin: float | None) -> None:
+    from rag.answer.generators import ExtractiveGenerator
+    from tests.fakes import HashEncoder
+
+    context = PluginContext(load_config(environ=environ), encoder=HashEncoder())
+    generator = build(PluginKind.GENERATOR, "extractive", context)
+    assert isinstance(generator, ExtractiveGenerator) and generator.margin == margin
+    with pytest.raises(ConfigError, match=r"^generation.extractive_margin must be a number \(negative: no margin\), "
+                                          r"got nan$"):
+        load_config(environ={"ROSETTA_EXTRACTIVE_MARGIN": "nan"})

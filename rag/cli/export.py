@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 from rag.answer.types import Answer, Citation
 from rag.cli.render_answer import by_marker, quoted, where
+from rag.types import one_line
 
 # Characters of passage kept either side of the cited sentences.
 CONTEXT = 160
 
 
 def _flat(text: str) -> str:
-    return " ".join(text.split())
+    return one_line(text)
 
 
 def _bold(text: str) -> str:

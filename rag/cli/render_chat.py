@@ -16,7 +16,7 @@ from rag.answer.dialogue import Passage
 from rag.answer.types import Answer, Citation
 from rag.cli.chat_commands import COMMANDS
 from rag.cli.render_answer import by_marker, source_name, where
-from rag.types import Chunk
+from rag.types import Chunk, one_line
 
 # Characters of each passage /sources shows; /open shows them whole.
 EXCERPT = 280
@@ -24,7 +24,7 @@ EXCERPT = 280
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:
     """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    flat = " ".join(text.split())
+    flat = one_line(text)
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 

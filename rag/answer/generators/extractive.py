@@ -64,7 +64,7 @@ class ExtractiveGenerator:
             raise ValueError(f"the extractive generator quotes >= 1 sentences, got {self.sentences}")
         if not 0 <= self.passage_weight <= 1:
             raise ValueError(f"passage_weight must be in [0, 1], got {self.passage_weight}")
-        if self.margin is not None and self.margin < 0:
+        if self.margin is not None and not self.margin >= 0:  # NaN too
             raise ValueError(f"the extractive margin must be >= 0, got {self.margin}")
 
     @property
@@ -185,9 +185,3 @@ def _quotable(sentence: str) -> bool:
         return False
     width = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in sentence)
     return width >= MIN_WIDTH and any(ch.isalpha() for ch in sentence)
-
-
-def _unit(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1 (a zero row stays zero); the encoder may or may not normalise."""
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    return matrix / np.where(norms == 0, 1.0, norms)
