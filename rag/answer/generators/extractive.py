@@ -56,7 +56,7 @@ class ExtractiveGenerator:
     passage_text: Callable[[Chunk], str] = lambda chunk: chunk.text
     # A quote after the first must score within ``margin`` of it (None: the best ``sentences``, however
     # weak): the second and third best sentences of a short collection are often from passages about
-    # something else. Chosen on XQuAD mixed pools (README, "Answers follow").
+    # something else. Chosen on XQuAD mixed pools (README, "Quotes near the best only").
     margin: float | None = None
 
     def __post_init__(self) -> None:
