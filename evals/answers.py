@@ -368,5 +368,6 @@ def case_record(pair: PairAnswers, judged: Judged) -> dict[str, JsonValue]:
     """One cases.jsonl line: the pair's languages, the question id, its flags, problems and answer text."""
     return {"query_lang": pair.query_lang, "doc_lang": pair.doc_lang, "id": judged.question_id,
             "answer_hit": judged.answer_hit, "retrieval_hit": judged.retrieval_hit, "citations": judged.citations,
-            "cited_hits": judged.cited_hits, "verified": judged.verified, "language_ok": judged.language_ok, "problems": list(judged.problems),
+            "cited_hits": judged.cited_hits, "verified": judged.verified, "language_ok": judged.language_ok,
+            "problems": list(judged.problems),
             "seconds": round(judged.seconds, 3), "text": judged.text}

@@ -6,7 +6,6 @@ This module imports nothing from ``rag``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,19 +13,20 @@ from enum import Enum
 from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
+import regex
 
 JsonScalar: TypeAlias = str | int | float | bool | None
 JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
 Metadata: TypeAlias = Mapping[str, JsonValue]
 
 
-# Chinese and Japanese: Han (supplementary planes too), kana (half-width too), CJK punctuation (not the
-# ideographic space), enclosed CJK, and the full-width forms, whose Latin letters and digits Japanese sets
-# without spaces too. Not Hangul: Korean spaces its words.
-_CJK = "\u2e80-\u2fff\u3001-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3200-\u32ff\u3400-\u4dbf" \
-       "\u4e00-\u9fff\uf900-\ufaff\uff01-\uff60\uff61-\uff9f\U00020000-\U0003134f"
-_CJK_BREAK = re.compile(rf"(?<=[{_CJK}])[ \t]*\r?\n[ \t]*(?=[{_CJK}])")  # one line break, not a blank line
-_CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
+# Chinese and Japanese by script, as the lexical leg reads them (rag/encoders/lexical.py): Han, kana and the
+# kana marks, Bopomofo, CJK punctuation, and the full-width forms (Japanese sets their Latin letters and digits
+# without spaces too); not Hangul (Korean spaces its words) nor whitespace (the ideographic space).
+_CJK = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Bopomofo}\p{InKatakana}\p{InCJK_Symbols_and_Punctuation}" \
+       r"\p{InHalfwidth_and_Fullwidth_Forms}--\p{Hangul}--\s]"
+_CJK_BREAK = regex.compile(rf"(?<={_CJK})[ \t]*\r?\n[ \t]*(?={_CJK})", regex.V1)  # one line break, not a blank line
+_CJK_SPACE = regex.compile(rf"(?<={_CJK})\s+(?={_CJK})", regex.V1)
 
 
 def one_line(text: str, *, loose: bool = False) -> str:
