@@ -40,6 +40,7 @@ from typing import Any
 
 from evals.datasets import Dataset, Query, Span, _read_json, load_xquad
 from evals.retrieval import DatasetKind, ingest_language
+from evals.translation import TranslatorKind, translator
 from rag.answer.citations import support_threshold
 from rag.answer.types import Answer
 from rag.config import Config, GeneratorKind
@@ -274,14 +275,15 @@ def _brief(metrics: Mapping[str, float | None]) -> str:
 def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: Sequence[str],
         doc_langs: Sequence[str], limit: int | None = None, k: int | None = None,
         generator: GeneratorKind | str = GeneratorKind.EXTRACTIVE, progress: Progress = lambda message: None,
-        encoder: Encoder | None = None) -> AnswerReport:
+        encoder: Encoder | None = None, translating: TranslatorKind = TranslatorKind.NONE) -> AnswerReport:
     """Load XQuAD with its answers, evaluate on a Rosetta opened with ``config`` (its generator set to
-    ``generator``), and write answers.json, answers.png and cases.jsonl under ``out``."""
+    ``generator``; search translates questions as ``translating`` says, evals.translation), and write
+    answers.json, answers.png and cases.jsonl under ``out``."""
     dataset, gold = load(kind, data, query_langs, doc_langs, limit)
     config = replace(config, generation=replace(config.generation, generator=generator))
-    with Rosetta.open(config, encoder=encoder) as rosetta:
+    with Rosetta.open(config, encoder=encoder, translator=translator(translating, dataset)) as rosetta:
         report = evaluate(rosetta, dataset, gold, (tuple(query_langs), tuple(doc_langs)), limit, k, progress)
-    report = replace(report, config={**report.config, "data": str(data)})
+    report = replace(report, config={**report.config, "data": str(data), "translator": translating.value})
     write(report, out)
     return report
 

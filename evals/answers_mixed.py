@@ -57,6 +57,7 @@ from evals.answers import (
 from evals.datasets import UNDETERMINED, Dataset
 from evals.mixed import MixedQuery, Pool, assign, mixed_queries, pool_name
 from evals.retrieval import DatasetKind, ingest_documents
+from evals.translation import TranslatorKind, translator
 from rag.config import Config, GeneratorKind
 from rag.errors import ConfigError
 from rag.rosetta import Rosetta
@@ -190,16 +191,17 @@ def evaluate(rosetta: Rosetta, dataset: Dataset, gold: Gold, langs: tuple[Sequen
 def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: Sequence[str],
         doc_langs: Sequence[str], seeds: Sequence[int], limit: int | None = None, k: int | None = None,
         generator: GeneratorKind | str = GeneratorKind.EXTRACTIVE, progress: Progress = lambda message: None,
-        encoder: Encoder | None = None) -> MixedAnswerReport:
+        encoder: Encoder | None = None, translating: TranslatorKind = TranslatorKind.NONE) -> MixedAnswerReport:
     """Load XQuAD with its answers, evaluate its mixed pools on a Rosetta opened with ``config`` (its
-    generator set to ``generator``), and write answers.json and cases.jsonl under ``out``."""
+    generator set to ``generator``; search translates questions as ``translating`` says, evals.translation),
+    and write answers.json and cases.jsonl under ``out``."""
     if not seeds:
         raise ConfigError("--pool mixed needs at least one seed, e.g. --seeds 0,1,2")
     dataset, gold = load(kind, data, query_langs, doc_langs, limit)
     config = replace(config, generation=replace(config.generation, generator=generator))
-    with Rosetta.open(config, encoder=encoder) as rosetta:
+    with Rosetta.open(config, encoder=encoder, translator=translator(translating, dataset)) as rosetta:
         report = evaluate(rosetta, dataset, gold, (tuple(query_langs), tuple(doc_langs)), seeds, limit, k, progress)
-    report = replace(report, config={**report.config, "data": str(data)})
+    report = replace(report, config={**report.config, "data": str(data), "translator": translating.value})
     write(report, out)
     return report
 

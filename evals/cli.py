@@ -26,7 +26,8 @@ from evals import answers as answer_eval
 from evals import answers_mixed, mixed
 from evals.metrics import METRIC_NAMES, Scores
 from evals.report import Leg, Report, Split
-from evals.retrieval import parse_dataset, parse_languages, parse_legs, parse_systems, run
+from evals.retrieval import parse_dataset, parse_languages, parse_legs, parse_one, parse_systems, run
+from evals.translation import TranslatorKind
 from rag.cli.terminal import console
 from rag.config import load_config, parse_generator
 from rag.errors import RagError
@@ -114,6 +115,9 @@ def retrieval(
     pool: Annotated[str, typer.Option(help="pairs (a collection per doc language) or mixed (one collection, "
                                            "each document once in a seeded language).")] = "pairs",
     seeds: Annotated[str, typer.Option(help="--pool mixed: comma-separated seeds, one pool each.")] = "0",
+    translator: Annotated[str, typer.Option(help="none, or human: the dataset's own translation of each "
+                                                 "question stands in for an LLM's (translated legs; an "
+                                                 "upper bound).")] = "none",
 ) -> None:
     """Score dense, sparse and hybrid retrieval for every query language x document language pair, or on
     mixed-language pools (--pool mixed)."""
@@ -121,10 +125,12 @@ def retrieval(
     try:
         args = (parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,
                 parse_languages(query_langs), parse_languages(doc_langs), parse_legs(legs), parse_systems(system))
+        translating = parse_one(translator, TranslatorKind, "translator")
         if mixed.parse_pool(pool) is mixed.Pool.MIXED:
-            report = mixed.run(*args, seeds=mixed.parse_seeds(seeds), limit=limit, progress=_progress(stderr))
+            report = mixed.run(*args, seeds=mixed.parse_seeds(seeds), limit=limit, progress=_progress(stderr),
+                               translating=translating)
         else:
-            report = run(*args, limit=limit, progress=_progress(stderr))
+            report = run(*args, limit=limit, progress=_progress(stderr), translating=translating)
     except (RagError, ValueError) as exc:
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
@@ -202,6 +208,8 @@ def answers(
     pool: Annotated[str, typer.Option(help="pairs (a collection per doc language) or mixed (one collection, "
                                            "each paragraph once in a seeded language).")] = "pairs",
     seeds: Annotated[str, typer.Option(help="--pool mixed: comma-separated seeds, one pool each.")] = "0",
+    translator: Annotated[str, typer.Option(help="none, or human: XQuAD's own translation of each question "
+                                                 "stands in for an LLM's in search (an upper bound).")] = "none",
 ) -> None:
     """Ask each pair's questions (or, with --pool mixed, every question over mixed-language pools) and score
     the answers' citations, verification and language."""
@@ -210,11 +218,13 @@ def answers(
     try:
         args = (parse_dataset(dataset), data, load_config(data_dir=data_dir, encoder=encoder), out,
                 parse_languages(query_langs), parse_languages(doc_langs))
+        translating = parse_one(translator, TranslatorKind, "translator")
         if mixed.parse_pool(pool) is mixed.Pool.MIXED:
             report = answers_mixed.run(*args, mixed.parse_seeds(seeds), limit, k, parse_generator(generator),
-                                       progress=_progress(stderr))
+                                       progress=_progress(stderr), translating=translating)
         else:
-            report = answer_eval.run(*args, limit, k, parse_generator(generator), progress=_progress(stderr))
+            report = answer_eval.run(*args, limit, k, parse_generator(generator), progress=_progress(stderr),
+                                     translating=translating)
     except (RagError, ValueError) as exc:
         stderr.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None

@@ -46,6 +46,7 @@ from evals.retrieval import (
     units,
     warm_queries,
 )
+from evals.translation import TranslatorKind, translator
 from rag.config import Config
 from rag.errors import ConfigError
 from rag.rosetta import Rosetta
@@ -202,9 +203,10 @@ def _assigned(chosen: Mapping[int | None, Sequence[Document]]) -> dict[str, Json
 def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: Sequence[str] = (),
         doc_langs: Sequence[str] = (), legs: Sequence[Leg] = tuple(Leg), systems: Sequence[System] = (System.ROSETTA,),
         seeds: Sequence[int] = (0,), limit: int | None = None, progress: Progress = lambda message: None,
-        encoder: Encoder | None = None) -> Report:
-    """Load the dataset, evaluate its mixed pools on a Rosetta opened with ``config`` and write
-    ``out``/metrics.json. BEIR has one unseeded pool, so ``seeds`` are ignored there (with a note)."""
+        encoder: Encoder | None = None, translating: TranslatorKind = TranslatorKind.NONE) -> Report:
+    """Load the dataset, evaluate its mixed pools on a Rosetta opened with ``config`` (and the translator
+    ``translating`` names, evals.translation) and write ``out``/metrics.json. BEIR has one unseeded pool,
+    so ``seeds`` are ignored there (with a note)."""
     dataset, plan = load_plan(kind, data, (query_langs, doc_langs), legs, systems, limit)
     notes = []
     if kind is DatasetKind.BEIR:
@@ -212,9 +214,9 @@ def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: S
         seeds = ()
     elif not seeds:
         raise ConfigError("--pool mixed needs at least one seed, e.g. --seeds 0,1,2")
-    with Rosetta.open(config, encoder=encoder) as rosetta:
+    with Rosetta.open(config, encoder=encoder, translator=translator(translating, dataset)) as rosetta:
         report = evaluate(rosetta, dataset, plan, seeds, progress)
     report = replace(report, skipped=(*notes, *report.skipped),
-                     config={**report.config, "data": str(data), "limit": limit})
+                     config={**report.config, "data": str(data), "limit": limit, "translator": translating.value})
     write_report(report, out)
     return report

@@ -33,6 +33,7 @@ from evals.datasets import (
 )
 from evals.metrics import Scores, mean, score
 from evals.report import Leg, PairScore, Report, System, write_report
+from evals.translation import TranslatorKind, translator
 from rag.config import Config
 from rag.errors import ConfigError, RagError
 from rag.rosetta import Rosetta
@@ -234,7 +235,9 @@ def run_config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapp
         "documents": {lang: len(dataset.documents.get(lang, ())) for lang in plan.doc_langs},
         "collections": dict(collections), "encoder": rosetta.encoder(next(iter(collections.values()))).name,
         "rosetta": {"fetch": FETCH, "k_dense": r.k_dense, "k_sparse": r.k_sparse, "rrf_k": r.rrf_k,
-                    "ef_search": r.ef_search, "reranker": str(getattr(r.reranker, "value", r.reranker))},
+                    "ef_search": r.ef_search, "reranker": str(getattr(r.reranker, "value", r.reranker)),
+                    "translate_dense": r.translate_dense, "translate_languages": r.translate_languages,
+                    "translated_choice_margin": r.translated_choice_margin},
         "notes": dict(dataset.notes), "search_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "seconds": round(total, 1),
     }
@@ -292,12 +295,15 @@ def load_plan(kind: DatasetKind, data: Path, langs: tuple[Sequence[str], Sequenc
 def run(kind: DatasetKind, data: Path, config: Config, out: Path, query_langs: Sequence[str] = (),
         doc_langs: Sequence[str] = (), legs: Sequence[Leg] = tuple(Leg),
         systems: Sequence[System] = (System.ROSETTA,), limit: int | None = None,
-        progress: Progress = lambda message: None, encoder: Encoder | None = None) -> Report:
-    """Load the dataset, evaluate it on a Rosetta opened with ``config``, and write ``out``/metrics.json
-    and heatmap.png. Empty language lists mean every language of the dataset."""
+        progress: Progress = lambda message: None, encoder: Encoder | None = None,
+        translating: TranslatorKind = TranslatorKind.NONE) -> Report:
+    """Load the dataset, evaluate it on a Rosetta opened with ``config`` (and the translator ``translating``
+    names, evals.translation), and write ``out``/metrics.json and heatmap.png. Empty language lists mean
+    every language of the dataset."""
     dataset, plan = load_plan(kind, data, (query_langs, doc_langs), legs, systems, limit)
-    with Rosetta.open(config, encoder=encoder) as rosetta:
+    with Rosetta.open(config, encoder=encoder, translator=translator(translating, dataset)) as rosetta:
         report = evaluate(rosetta, dataset, plan, progress)
-    report = replace(report, config={**report.config, "data": str(data), "limit": limit})
+    report = replace(report, config={**report.config, "data": str(data), "limit": limit,
+                                     "translator": translating.value})
     write_report(report, out)
     return report

@@ -19,8 +19,10 @@ Measured choices are in the README ("Language-neutral retrieval", "Latent terms"
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import zip_longest
 
 import numpy as np
 
@@ -223,6 +225,30 @@ def interleave(ordered: Mapping[str, Sequence[Hit]], scores: Mapping[str, Sequen
         placed += [(slots[i] if i < len(slots) else floor, language, i, hit) for i, hit in enumerate(hits)]
     placed.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
     return [replace(hit, score=score) for score, _, _, hit in placed]
+
+
+def translated_choice(dense: Sequence[Hit], translated: Mapping[str, Sequence[Hit]], margin: float
+                      ) -> dict[str, list[float]]:
+    """The scores that interleave languages when the question was also translated (translate-then-embed).
+
+    ``dense`` is the original question's language-neutral leg, ``translated[L]`` the leg of its translation
+    into L, searched among L's chunks. A language with a translation takes, slot by slot, the better of the
+    two legs' scores (each sorted best first), lowered by ``margin``: a translation matches its language's
+    passages more closely than the original question matches another language's, and without the margin
+    translated languages would crowd out the question's own and the untranslated ones (README, "Translated
+    questions in the language choice"). Other languages keep the original's scores.
+    """
+    scores: dict[str, list[float]] = {}
+    for hit in dense:
+        scores.setdefault(hit.chunk.language, []).append(hit.score)
+    for language, hits in translated.items():
+        original = sorted(scores.get(language, ()), reverse=True)
+        translation = sorted((hit.score for hit in hits), reverse=True)
+        if not translation:
+            continue
+        scores[language] = [max(pair) - margin
+                            for pair in zip_longest(original, translation, fillvalue=-math.inf)]
+    return scores
 
 
 def stratified(languages: Sequence[str], plain: Sequence[float], neutral: Sequence[float]) -> list[float]:

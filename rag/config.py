@@ -194,13 +194,22 @@ class RetrievalConfig:
     # question's; README, "Latent terms").
     latent_weight: float = 0.15
     latent_choice_weight: float = 0.2
-    # With a translator (an LLM), also search each target language's chunks densely with the question
-    # translated into it (legs ``dense:de``, fused within that language). Off: no LLM runs offline here;
-    # with human translations standing in for an LLM's it gains at most 1.6 points of mixed-pool cross R@1,
-    # as the language choice still reads the original question only (README, "Latent terms in the
-    # language choice").
-    translate_dense: bool = False
-    translate_languages: int = 2
+    # With a translator (Rosetta.open(translator=...) or ``translate_with_llm``), also search each target
+    # language's chunks densely with the question translated into it (legs ``dense:de``, fused within that
+    # language), and let those scores, lowered by ``translated_choice_margin``, take part in choosing
+    # between languages. Without a translator (offline) nothing is translated. Measured with XQuAD's human
+    # translations standing in for an LLM's (README, "Translated questions in the language choice");
+    # ``translate_languages`` is how many of the collection's languages (most chunks first, the question's
+    # own left out) get a translation: one LLM call each per new question, made at the same time; a
+    # language needs ``translate_min_share`` of the chunks (a few misdetected chunks are not worth a call).
+    translate_dense: bool = True
+    translate_languages: int = 4
+    translated_choice_margin: float = 0.05
+    translate_min_share: float = 0.02
+    # Translate questions with the configured language model (generation.generator) for the translated
+    # legs, in the CLI, the servers and Python alike (a translator given to Rosetta.open wins). Off: each
+    # new question then costs ``translate_languages`` more LLM calls before search.
+    translate_with_llm: bool = False
     reranker: RerankerKind | str = RerankerKind.NONE
     reranker_model: str | None = None
     rerank_candidates: int = 30
@@ -217,6 +226,10 @@ class RetrievalConfig:
         if not 0 <= self.cross_language_sparse_weight <= 1:
             raise ConfigError("retrieval.cross_language_sparse_weight must be in [0, 1], "
                               f"got {self.cross_language_sparse_weight}")
+        if not 0 <= self.translate_min_share <= 1:
+            raise ConfigError(f"retrieval.translate_min_share must be in [0, 1], got {self.translate_min_share}")
+        if not math.isfinite(self.translated_choice_margin):
+            raise ConfigError(f"retrieval.translated_choice_margin must be a number, got {self.translated_choice_margin}")
         if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_choice_weight) < 0:
             raise ConfigError(f"retrieval weights must be >= 0, got dense {self.dense_weight}, sparse "
                               f"{self.sparse_weight}, latent {self.latent_weight}, latent choice "
@@ -496,6 +509,7 @@ _ENV = {
     "ROSETTA_SEARCH_MODE": ("retrieval", "mode"),
     "ROSETTA_CROSS_LANGUAGE_SPARSE_WEIGHT": ("retrieval", "cross_language_sparse_weight"),
     "ROSETTA_FUSE_IN_SQL": ("retrieval", "fuse_in_sql"),
+    "ROSETTA_TRANSLATE_WITH_LLM": ("retrieval", "translate_with_llm"),
     "ROSETTA_GENERATOR": ("generation", "generator"),
     "ROSETTA_LLM_MODEL": ("generation", "model"),
     "ROSETTA_LLM_BASE_URL": ("generation", "base_url"),

@@ -22,7 +22,7 @@ from rag.chunk import chunk_document, split_prose
 from rag.config import Config, EncoderKind, GeneratorKind, check_collection_name, load_config
 from rag.encoders import encoder_for_name, load_auto
 from rag.encoders.cache import CachedEncoder
-from rag.errors import StoreError
+from rag.errors import ConfigError, StoreError
 from rag.ingest import (
     IngestProgress,
     IngestReport,
@@ -106,7 +106,8 @@ class Rosetta:
         """Connect (starting the embedded Postgres when no URL is configured) and migrate the schema.
 
         ``encoder``, ``reranker`` and ``generator`` replace the configured ones with any object satisfying
-        their Protocol; ``translator`` turns on translated sparse legs for cross-lingual search.
+        their Protocol; ``translator`` turns on the translated legs of cross-lingual search (without it,
+        ``retrieval.translate_with_llm`` uses the configured language model).
         """
         config = config or load_config()
         db = config.db
@@ -233,8 +234,19 @@ class Rosetta:
             encoder = self.encoder(name)
             built_by(stored, encoder.name, encoder.dim, encoder.sparse_dim)
             self._retrievers[name] = Retriever(self.store, encoder, stored, self.detector().detect,
-                                               self.config.retrieval, self._reranker(), self._translator)
+                                               self.config.retrieval, self._reranker(), self._search_translator(name))
         return self._retrievers[name]
+
+    def _search_translator(self, collection: str) -> Translator | None:
+        """The translator given to open(), else the configured LLM with ``retrieval.translate_with_llm``."""
+        if self._translator is not None or not self.config.retrieval.translate_with_llm:
+            return self._translator
+        translator = self.translator(collection)
+        if translator is None:
+            raise ConfigError("retrieval.translate_with_llm translates questions with a language model, but the "
+                              f"generator is {self.generator(collection).name}; configure one (generation.generator "
+                              "= openai or cohere, with its API key) or set retrieval.translate_with_llm = false")
+        return translator
 
     def _reranker(self) -> Reranker | None:
         if self._custom_reranker is not None:

@@ -18,6 +18,7 @@ from rag.centering import (
     interleave,
     score_chunk,
     stratified,
+    translated_choice,
 )
 from rag.encoders.lexical import shared_terms, term_index, terms
 from rag.search.fusion import rrf_by_language
@@ -141,6 +142,19 @@ def test_a_chunk_first_in_every_leg_of_its_language_leads_that_language() -> Non
     sparse = [_hit("de2", "de", 9.0, "sparse", 1)]
     fused = rrf_by_language(dense, [dense, sparse])
     assert [(h.chunk.id, h.score) for h in fused] == [("de2", 0.5), ("ja1", 0.4), ("de1", 0.3)]
+
+
+def test_a_translation_scores_its_language_slot_by_slot_lowered_by_the_margin() -> None:
+    dense = [_hit("ja1", "ja", 0.40), _hit("de1", "de", 0.30), _hit("de2", "de", 0.05), _hit("en1", "en", 0.20)]
+    translated = {"de": [_hit("de2", "de", 0.60, "dense:de"), _hit("de3", "de", 0.10, "dense:de"),
+                         _hit("de1", "de", 0.08, "dense:de")],
+                  "en": []}
+    choice = translated_choice(dense, translated, 0.05)
+    assert choice["ja"] == [0.40] and choice["en"] == [0.20]  # no translation, or one that found nothing
+    assert choice["de"] == pytest.approx([0.55, 0.05, 0.03])  # max(0.30, 0.60), max(0.05, 0.10), 0.08
+    fused = rrf_by_language(dense, [dense, translated["de"]], choice=choice)
+    assert [h.chunk.language for h in fused][:2] == ["de", "ja"]  # the translation moved German first
+    assert [h.chunk.language for h in rrf_by_language(dense, [dense, translated["de"]])][:2] == ["ja", "de"]
 
 
 @pytest.mark.parametrize(("text", "shared"), [

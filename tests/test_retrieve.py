@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,13 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.config import Config, RetrievalConfig
+from rag.config import Config, GenerationConfig, GeneratorKind, RetrievalConfig
 from rag.errors import ConfigError, StoreError
 from rag.rosetta import Rosetta
 from rag.search.fusion import rrf
 from rag.search.retriever import bm25_idf
 from rag.types import Chunk, Filter, Hit, LegScore, SearchMode, Storage
 from tests.fakes import HashEncoder
+from tests.llm_server import MODEL, LlmServer, openai_completion, serve
 from tests.test_store import OPERATOR_CLASSES
 
 
@@ -342,3 +344,119 @@ def test_translated_questions_search_densely_within_their_language(config: Confi
     chinese = [h for h in hits if h.chunk.language == "zh"]
     assert "四十八公斤" in chinese[0].chunk.text and chinese[0].leg("dense:zh") is not None
     assert not any(leg.leg.startswith("dense:") for h in off for leg in h.legs)
+
+
+@pytest.mark.parametrize(("margin", "language"), [(0.05, "de"), (2.0, "en")])
+def test_translated_questions_take_part_in_choosing_the_language(config: Config, demo_copy: Path, margin: float,
+                                                                 language: str) -> None:
+    # The hashing encoder matches words only: the English question finds English chunks, its German
+    # translation the Luftfilter passage. A translation's scores choose between languages, lowered by the margin.
+    question = "How often must the intake screen be washed?"
+    translator = ScriptedTranslator({(question, "de"): "Wie oft muss der Luftfilter gereinigt werden?"})
+    config = Config(db=config.db, models=config.models, collection="t",
+                    retrieval=RetrievalConfig(translate_dense=True, translated_choice_margin=margin))
+    with Rosetta.open(config, encoder=HashEncoder(dim=1024), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "en"])
+        (original,) = rosetta.search(question, k=1, translate=False)
+        (translated,) = rosetta.search(question, k=1)
+    assert original.chunk.language == "en"
+    assert translated.chunk.language == language
+    if language == "de":
+        assert translated.chunk.heading[-1] == "Luftfilter" and translated.leg("dense:de") is not None
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LlmServer]:
+    yield from serve(monkeypatch)
+
+
+def test_translate_with_llm_translates_the_question_through_the_configured_model(
+        config: Config, demo_copy: Path, server: LlmServer) -> None:
+    question = "How often must the intake screen be washed?"
+    config = Config(db=config.db, models=config.models, collection="t",
+                    generation=GenerationConfig(generator=GeneratorKind.OPENAI, model=MODEL, max_retries=0,
+                                                base_url=f"{server.url}/v1"),
+                    retrieval=RetrievalConfig(translate_with_llm=True, translate_dense=True))
+    with Rosetta.open(config, encoder=HashEncoder(dim=1024)) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "en"])
+        server.script(openai_completion("Wie oft muss der Luftfilter gereinigt werden?"))
+        (hit,) = rosetta.search(question, k=1)
+        again = rosetta.search(question, k=1)  # the translation is cached: no second request
+    assert hit.chunk.heading[-1] == "Luftfilter" and hit.leg("dense:de") is not None and again == [hit]
+    (request,) = server.bodies()
+    assert question in request["messages"][-1]["content"] and "German" in request["messages"][-1]["content"]
+
+
+def test_translate_with_llm_without_a_language_model_is_a_clear_error(config: Config, demo_copy: Path) -> None:
+    config = Config(db=config.db, models=config.models, collection="t",
+                    retrieval=RetrievalConfig(translate_with_llm=True))
+    with Rosetta.open(config, encoder=HashEncoder()) as rosetta:
+        rosetta.ingest([demo_copy / "de"])
+        with pytest.raises(ConfigError, match="retrieval.translate_with_llm translates questions with a language "
+                                              "model, but the generator is extractive"):
+            rosetta.search("Luftfilter", k=1)
+
+
+class BarrierTranslator(ScriptedTranslator):
+    """Each call waits until ``parties`` calls are in flight at once (a sequential caller times out)."""
+
+    def __init__(self, table: dict[tuple[str, str], str], parties: int) -> None:
+        super().__init__(table)
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def translate(self, text: str, language: str) -> str:
+        """The scripted translation, once every party has arrived."""
+        self.barrier.wait()
+        return super().translate(text, language)
+
+
+def test_a_question_is_translated_into_every_target_language_at_once(config: Config, demo_copy: Path) -> None:
+    question = "How heavy is it?"
+    translator = BarrierTranslator({(question, "de"): "Wie schwer ist das Gerät?", (question, "zh"): "设备重量"}, 2)
+    config = Config(db=config.db, models=config.models, collection="t",
+                    retrieval=RetrievalConfig(translate_dense=True, translate_languages=2))
+    with Rosetta.open(config, encoder=HashEncoder(), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "zh", demo_copy / "en"])
+        rosetta.search(question, k=30, mode=SearchMode.DENSE)
+        assert translator.asked == []  # the dense mode uses no translation
+        hits = rosetta.search(question, k=30)
+    assert sorted(translator.asked) == [(question, "de"), (question, "zh")]
+    assert {"dense:de", "dense:zh", "sparse:de", "sparse:zh"} <= {leg.leg for h in hits for leg in h.legs}
+
+
+def test_translate_with_llm_is_read_from_the_environment() -> None:
+    from rag.config import load_config
+
+    assert load_config(environ={}).retrieval.translate_with_llm is False
+    assert load_config(environ={"ROSETTA_TRANSLATE_WITH_LLM": "true"}).retrieval.translate_with_llm is True
+
+
+def test_a_language_with_few_chunks_gets_no_translation(config: Config, demo_copy: Path) -> None:
+    question = "How heavy is it?"
+    translator = ScriptedTranslator({(question, "de"): "Wie schwer ist das Gerät?", (question, "zh"): "设备重量"})
+    config = Config(db=config.db, models=config.models, collection="t")
+    with Rosetta.open(config, encoder=HashEncoder(), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "zh", demo_copy / "en"])
+        retriever = rosetta.retriever()
+        counts = rosetta.store.status(retriever.collection).languages
+        fewer, more = sorted(("de", "zh"), key=lambda code: counts[code])
+        assert counts[fewer] < counts[more]
+        retriever.settings = RetrievalConfig(translate_min_share=(counts[fewer] + 0.5) / sum(counts.values()))
+        rosetta.search(question, k=5)
+    assert translator.asked == [(question, more)]
+
+
+def test_a_failed_translation_fails_the_search_with_the_models_error(config: Config, demo_copy: Path,
+                                                                     server: LlmServer) -> None:
+    from rag.errors import GenerationError
+    from tests.llm_server import openai_error
+
+    config = Config(db=config.db, models=config.models, collection="t",
+                    generation=GenerationConfig(generator=GeneratorKind.OPENAI, model=MODEL, max_retries=0,
+                                                base_url=f"{server.url}/v1"),
+                    retrieval=RetrievalConfig(translate_with_llm=True))
+    with Rosetta.open(config, encoder=HashEncoder(dim=1024)) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "en"])
+        server.script(openai_error(500, "the model is down"))
+        with pytest.raises(GenerationError, match="500"):
+            rosetta.search("How often must the intake screen be washed?", k=1)

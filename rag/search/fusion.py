@@ -5,7 +5,7 @@ Scores from different legs are not comparable, so only ranks count. Pure: no sto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from rag.centering import interleave
@@ -49,8 +49,10 @@ def _leg_order(leg: LegScore) -> tuple[str, int, float]:
 
 def rrf_by_language(dense: Sequence[Hit], rankings: Sequence[Sequence[Hit]], k: int = 60,
                     weights: Sequence[float] | None = None,
-                    item_weight: Callable[[int, Hit], float] | None = None) -> list[Hit]:
-    """RRF inside each chunk language (ranks counted within it), languages interleaved by the dense scores.
+                    item_weight: Callable[[int, Hit], float] | None = None,
+                    choice: Mapping[str, Sequence[float]] | None = None) -> list[Hit]:
+    """RRF inside each chunk language (ranks counted within it), languages interleaved by the dense scores
+    (or by ``choice``, each language's interleaving scores, when given).
 
     ``dense`` is the language-neutral dense leg and is also ``rankings[0]``. Lexical evidence exists only
     within a language (and for the few words that survive translation), so fusing across languages
@@ -60,6 +62,8 @@ def rrf_by_language(dense: Sequence[Hit], rankings: Sequence[Sequence[Hit]], k: 
     languages = list(dict.fromkeys(hit.chunk.language for ranking in rankings for hit in ranking))
     ordered = {code: rrf([[hit for hit in ranking if hit.chunk.language == code] for ranking in rankings],
                          k, weights, item_weight) for code in languages}
+    if choice is not None:
+        return interleave(ordered, choice)
     scores: dict[str, list[float]] = {}
     for hit in dense:
         scores.setdefault(hit.chunk.language, []).append(hit.score)

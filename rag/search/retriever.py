@@ -2,8 +2,10 @@
 then reranked.
 
 With a translator, the question is also translated into the collection's main languages and each
-translation runs its own sparse leg (``sparse:de``): lexical matching needs the document's words,
-while the dense leg is cross-lingual already and keeps the original question.
+translation runs its own sparse leg (``sparse:de``): lexical matching needs the document's words.
+With ``translate_dense`` each translation also runs a dense leg among its language's chunks
+(``dense:de``), and its scores take part in how languages are interleaved (rag/centering.py,
+``translated_choice``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import cast
 
 import numpy as np
 
-from rag.centering import Centering
+from rag.centering import Centering, translated_choice
 from rag.config import RetrievalConfig
 from rag.encoders.lexical import shared_terms, stopword_indices
 from rag.search.fusion import rrf, rrf_by_language
@@ -87,11 +90,13 @@ class Retriever:
         return hits
 
     def _fused(self, query: str, where: Filter | None, mode: SearchMode, translate: bool) -> list[Hit]:
-        rankings, weights, languages = self._legs(query, where, mode, translate)
+        rankings, weights, languages, translated = self._legs(query, where, mode, translate)
         if len(rankings) == 1:
             return rankings[0]
         if self._neutral(mode):
-            return rrf_by_language(rankings[0], rankings, self.settings.rrf_k, weights)
+            choice = (translated_choice(rankings[0], translated, self.settings.translated_choice_margin)
+                      if translated else None)
+            return rrf_by_language(rankings[0], rankings, self.settings.rrf_k, weights, choice=choice)
         return rrf(rankings, self.settings.rrf_k, weights, self._language_weight(languages))
 
     def _neutral(self, mode: SearchMode) -> bool:
@@ -120,14 +125,18 @@ class Retriever:
         return weight
 
     def _legs(self, query: str, where: Filter | None, mode: SearchMode, translate: bool
-              ) -> tuple[list[list[Hit]], list[float], list[str | None]]:
-        """Each leg's ranking, its weight, and the language it matches words in (None for dense)."""
+              ) -> tuple[list[list[Hit]], list[float], list[str | None], dict[str, list[Hit]]]:
+        """Each leg's ranking, its weight, and the language it matches words in (None for the original
+        question's dense leg); and the translated dense legs by language (they take part in the choice)."""
         (encoding,) = self.encoder.encode_queries([query])
         s = self.settings
         rankings: list[list[Hit]] = []
         weights: list[float] = []
         languages: list[str | None] = []
+        translated: dict[str, list[Hit]] = {}
         own = self.detect(query)
+        if translate and self.translator is not None and mode is not SearchMode.DENSE:
+            self._prefetch(query, self._target_languages(own))
         centering = self.centering()  # read once per search: the legs below all use the same statistics
         if mode in (SearchMode.DENSE, SearchMode.HYBRID):
             rankings.append(self._dense(encoding.dense, own, where, centering, query))
@@ -135,6 +144,7 @@ class Retriever:
             languages.append(None)
         if s.translate_dense and translate and self._neutral(mode):
             for target, ranking in self._translated_dense(query, own, where, centering):
+                translated[target] = ranking
                 rankings.append(ranking)
                 weights.append(s.dense_weight)
                 languages.append(target)
@@ -146,7 +156,7 @@ class Retriever:
                                                              name))
                     weights.append(s.sparse_weight)
                     languages.append(language)
-        return rankings, weights, languages
+        return rankings, weights, languages, translated
 
     def _scoped(self, leg: str, language: str | None, sparse: SparseVector, query: str, where: Filter | None,
                 centering: Centering | None, mode: SearchMode) -> list[tuple[str, SparseVector, Filter | None]]:
@@ -187,7 +197,8 @@ class Retriever:
     def _translated_dense(self, query: str, own: str | None, where: Filter | None, centering: Centering | None
                           ) -> list[tuple[str, list[Hit]]]:
         """Translate-then-embed: the question translated into each target language, searched densely among
-        that language's chunks (leg ``dense:de``); fused within the language like the lexical legs."""
+        that language's chunks (leg ``dense:de``); fused within the language like the lexical legs, and its
+        scores take part in choosing between languages (``translated_choice``)."""
         if self.translator is None:
             return []
         found = []
@@ -226,9 +237,13 @@ class Retriever:
         return SparseVector(weights, sparse.dim)
 
     def _target_languages(self, own: str | None) -> list[str]:
+        """The languages a question in ``own`` is translated into: the collection's most frequent others
+        that hold at least ``translate_min_share`` of its chunks (a few misdetected chunks get no LLM call)."""
         if self._languages is None:
             counts = self.store.status(self.collection).languages
-            self._languages = tuple(code for code in counts if code != "und")
+            floor = self.settings.translate_min_share * sum(counts.values())
+            self._languages = tuple(code for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+                                    if code != "und" and count >= floor)
         return [code for code in self._languages if code != own][: self.settings.translate_languages]
 
     def _translate(self, query: str, language: str) -> str:
@@ -237,3 +252,13 @@ class Retriever:
             assert self.translator is not None
             self._translations[key] = self.translator.translate(query, language)
         return self._translations[key]
+
+    def _prefetch(self, query: str, languages: Sequence[str]) -> None:
+        """Translate ``query`` into the ``languages`` not cached yet, at the same time (each is one LLM call)."""
+        missing = [code for code in languages if (query, code) not in self._translations]
+        if len(missing) < 2 or self.translator is None:
+            return
+        translate = self.translator.translate
+        with ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="rosetta-translate") as pool:
+            done = list(pool.map(lambda code: translate(query, code), missing))
+        self._translations.update({(query, code): text for code, text in zip(missing, done)})
