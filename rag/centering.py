@@ -233,10 +233,12 @@ def translated_choice(dense: Sequence[Hit], translated: Mapping[str, Sequence[Hi
 
     ``dense`` is the original question's language-neutral leg, ``translated[L]`` the leg of its translation
     into L, searched among L's chunks. A language with a translation takes, slot by slot, the better of the
-    two legs' scores (each sorted best first), lowered by ``margin``: a translation matches its language's
-    passages more closely than the original question matches another language's, and without the margin
-    translated languages would crowd out the question's own and the untranslated ones (README, "Translated
-    questions in the language choice"). Other languages keep the original's scores.
+    two legs' scores (each sorted best first), lowered by ``margin``, whichever leg gave it: a translation
+    matches its language's passages more closely than the original question matches another language's,
+    and without the margin translated languages crowd out the question's own and the untranslated ones.
+    Lowering only the translation's scores (the better of original and translation minus the margin) kept
+    fewer same-language answers (README, "Translated questions in the language choice"). Other languages
+    keep the original's scores; with nothing translated this is the dense leg's scores per language.
     """
     scores: dict[str, list[float]] = {}
     for hit in dense:
@@ -244,8 +246,6 @@ def translated_choice(dense: Sequence[Hit], translated: Mapping[str, Sequence[Hi
     for language, hits in translated.items():
         original = sorted(scores.get(language, ()), reverse=True)
         translation = sorted((hit.score for hit in hits), reverse=True)
-        if not translation:
-            continue
         scores[language] = [max(pair) - margin
                             for pair in zip_longest(original, translation, fillvalue=-math.inf)]
     return scores

@@ -207,8 +207,8 @@ class RetrievalConfig:
     translated_choice_margin: float = 0.05
     translate_min_share: float = 0.02
     # Translate questions with the configured language model (generation.generator) for the translated
-    # legs, in the CLI, the servers and Python alike (a translator given to Rosetta.open wins). Off: each
-    # new question then costs ``translate_languages`` more LLM calls before search.
+    # legs, in the CLI, the servers and Python alike (a translator given to Rosetta.open wins). Off by
+    # default: when on, each new question costs up to ``translate_languages`` LLM calls before search.
     translate_with_llm: bool = False
     reranker: RerankerKind | str = RerankerKind.NONE
     reranker_model: str | None = None
@@ -228,8 +228,9 @@ class RetrievalConfig:
                               f"got {self.cross_language_sparse_weight}")
         if not 0 <= self.translate_min_share <= 1:
             raise ConfigError(f"retrieval.translate_min_share must be in [0, 1], got {self.translate_min_share}")
-        if not math.isfinite(self.translated_choice_margin):
-            raise ConfigError(f"retrieval.translated_choice_margin must be a number, got {self.translated_choice_margin}")
+        if not (math.isfinite(self.translated_choice_margin) and self.translated_choice_margin >= 0):
+            raise ConfigError("retrieval.translated_choice_margin must be a number >= 0 (0.05 is the measured "
+                              f"default), got {self.translated_choice_margin}")
         if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_choice_weight) < 0:
             raise ConfigError(f"retrieval weights must be >= 0, got dense {self.dense_weight}, sparse "
                               f"{self.sparse_weight}, latent {self.latent_weight}, latent choice "

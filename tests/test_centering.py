@@ -145,16 +145,19 @@ def test_a_chunk_first_in_every_leg_of_its_language_leads_that_language() -> Non
 
 
 def test_a_translation_scores_its_language_slot_by_slot_lowered_by_the_margin() -> None:
-    dense = [_hit("ja1", "ja", 0.40), _hit("de1", "de", 0.30), _hit("de2", "de", 0.05), _hit("en1", "en", 0.20)]
+    dense = [_hit("ja1", "ja", 0.40), _hit("de1", "de", 0.30), _hit("de2", "de", 0.25), _hit("en1", "en", 0.20),
+             _hit("ko1", "ko", 0.35)]
     translated = {"de": [_hit("de2", "de", 0.60, "dense:de"), _hit("de3", "de", 0.10, "dense:de"),
                          _hit("de1", "de", 0.08, "dense:de")],
-                  "en": []}
+                  "en": [], "ko": [_hit("ko1", "ko", 0.15, "dense:ko")]}
     choice = translated_choice(dense, translated, 0.05)
-    assert choice["ja"] == [0.40] and choice["en"] == [0.20]  # no translation, or one that found nothing
-    assert choice["de"] == pytest.approx([0.55, 0.05, 0.03])  # max(0.30, 0.60), max(0.05, 0.10), 0.08
+    assert choice["ja"] == [0.40]  # not translated
+    assert choice["de"] == pytest.approx([0.55, 0.20, 0.03])  # max(0.30, 0.60), max(0.25, 0.10), 0.08; less 0.05
+    assert choice["ko"] == pytest.approx([0.30])  # the original's better score, lowered all the same
+    assert choice["en"] == pytest.approx([0.15])  # a translation that found nothing: still a translated language
     fused = rrf_by_language(dense, [dense, translated["de"]], choice=choice)
     assert [h.chunk.language for h in fused][:2] == ["de", "ja"]  # the translation moved German first
-    assert [h.chunk.language for h in rrf_by_language(dense, [dense, translated["de"]])][:2] == ["ja", "de"]
+    assert [h.chunk.language for h in rrf_by_language(dense, [dense, translated["de"]])][:2] == ["ja", "ko"]
 
 
 @pytest.mark.parametrize(("text", "shared"), [

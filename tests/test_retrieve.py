@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 import threading
 from collections.abc import Iterator, Sequence
@@ -13,14 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.config import Config, GenerationConfig, GeneratorKind, RetrievalConfig
-from rag.errors import ConfigError, StoreError
+from rag.config import Config, GenerationConfig, GeneratorKind, RetrievalConfig, load_config
+from rag.errors import ConfigError, GenerationError, StoreError
 from rag.rosetta import Rosetta
 from rag.search.fusion import rrf
 from rag.search.retriever import bm25_idf
 from rag.types import Chunk, Filter, Hit, LegScore, SearchMode, Storage
 from tests.fakes import HashEncoder
-from tests.llm_server import MODEL, LlmServer, openai_completion, serve
+from tests.llm_server import MODEL, LlmServer, openai_completion, openai_error, serve
 from tests.test_store import OPERATOR_CLASSES
 
 
@@ -425,8 +426,6 @@ def test_a_question_is_translated_into_every_target_language_at_once(config: Con
 
 
 def test_translate_with_llm_is_read_from_the_environment() -> None:
-    from rag.config import load_config
-
     assert load_config(environ={}).retrieval.translate_with_llm is False
     assert load_config(environ={"ROSETTA_TRANSLATE_WITH_LLM": "true"}).retrieval.translate_with_llm is True
 
@@ -448,9 +447,6 @@ def test_a_language_with_few_chunks_gets_no_translation(config: Config, demo_cop
 
 def test_a_failed_translation_fails_the_search_with_the_models_error(config: Config, demo_copy: Path,
                                                                      server: LlmServer) -> None:
-    from rag.errors import GenerationError
-    from tests.llm_server import openai_error
-
     config = Config(db=config.db, models=config.models, collection="t",
                     generation=GenerationConfig(generator=GeneratorKind.OPENAI, model=MODEL, max_retries=0,
                                                 base_url=f"{server.url}/v1"),
@@ -460,3 +456,62 @@ def test_a_failed_translation_fails_the_search_with_the_models_error(config: Con
         server.script(openai_error(500, "the model is down"))
         with pytest.raises(GenerationError, match="500"):
             rosetta.search("How often must the intake screen be washed?", k=1)
+
+
+def test_a_language_filter_narrows_what_is_translated(config: Config, demo_copy: Path) -> None:
+    question = "How heavy is it?"
+    translator = ScriptedTranslator({(question, "zh"): "设备重量"})
+    config = Config(db=config.db, models=config.models, collection="t", retrieval=RetrievalConfig(translate_languages=1))
+    with Rosetta.open(config, encoder=HashEncoder(), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "zh", demo_copy / "en"])
+        counts = rosetta.store.status(rosetta.retriever().collection).languages
+        assert counts["de"] > counts["zh"]  # unfiltered, the one translation would be into German
+        hits = rosetta.search(question, k=10, where=Filter(languages=("zh",)))
+    assert translator.asked == [(question, "zh")]
+    assert hits and {h.chunk.language for h in hits} == {"zh"} and hits[0].leg("dense:zh") is not None
+
+
+def test_a_translator_given_to_open_wins_over_translate_with_llm(config: Config, demo_copy: Path) -> None:
+    question = "How heavy is it?"
+    translator = ScriptedTranslator({(question, "de"): "Wie schwer ist das Gerät?"})
+    config = Config(db=config.db, models=config.models, collection="t",
+                    retrieval=RetrievalConfig(translate_with_llm=True))  # no LLM configured: an error without it
+    with Rosetta.open(config, encoder=HashEncoder(), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "en"])
+        rosetta.search(question, k=3)
+    assert translator.asked == [(question, "de")]
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("translate_min_share = 1.5", "retrieval.translate_min_share must be in [0, 1], got 1.5"),
+    ("translated_choice_margin = -0.1", ("retrieval.translated_choice_margin must be a number >= 0 (0.05 is the "
+                                         "measured default), got -0.1")),
+    ("translated_choice_margin = nan", "retrieval.translated_choice_margin must be a number >= 0"),
+])
+def test_bad_translation_settings_are_refused_with_the_value(tmp_path: Path, setting: str, message: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[retrieval]\n{setting}\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(environ={"ROSETTA_CONFIG": str(path)})
+
+
+def test_translation_settings_are_read_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[retrieval]\ntranslate_min_share = 0.1\ntranslated_choice_margin = 0.08\n"
+                    "translate_languages = 2\ntranslate_dense = false\ntranslate_with_llm = true\n")
+    r = load_config(environ={"ROSETTA_CONFIG": str(path)}).retrieval
+    assert (r.translate_min_share, r.translated_choice_margin, r.translate_languages, r.translate_dense,
+            r.translate_with_llm) == (0.1, 0.08, 2, False, True)
+
+
+def test_the_translation_cache_keeps_the_most_recent_only(config: Config, demo_copy: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rag.search.retriever.TRANSLATIONS_KEPT", 1)
+    first, second = "How heavy is it?", "How loud is it?"
+    translator = ScriptedTranslator({(first, "de"): "Wie schwer ist das Gerät?", (second, "de"): "Wie laut ist es?"})
+    config = Config(db=config.db, models=config.models, collection="t")
+    with Rosetta.open(config, encoder=HashEncoder(), translator=translator) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "en"])
+        for question in (first, first, second, first):
+            rosetta.search(question, k=3)
+    assert translator.asked == [(first, "de"), (second, "de"), (first, "de")]  # the second pushed the first out

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from rag.centering import interleave
+from rag.centering import interleave, translated_choice
 from rag.types import Hit, LegScore
 
 
@@ -62,9 +62,4 @@ def rrf_by_language(dense: Sequence[Hit], rankings: Sequence[Sequence[Hit]], k: 
     languages = list(dict.fromkeys(hit.chunk.language for ranking in rankings for hit in ranking))
     ordered = {code: rrf([[hit for hit in ranking if hit.chunk.language == code] for ranking in rankings],
                          k, weights, item_weight) for code in languages}
-    if choice is not None:
-        return interleave(ordered, choice)
-    scores: dict[str, list[float]] = {}
-    for hit in dense:
-        scores.setdefault(hit.chunk.language, []).append(hit.score)
-    return interleave(ordered, scores)
+    return interleave(ordered, translated_choice(dense, {}, 0.0) if choice is None else choice)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -42,6 +44,9 @@ from rag.types import (
 
 log = logging.getLogger(__name__)
 
+# Translations a retriever keeps, least recently used dropped first (one per question and language).
+TRANSLATIONS_KEPT = 4096
+
 
 def _within(where: Filter | None, languages: tuple[str, ...]) -> Filter | None:
     """``where`` narrowed to ``languages`` (None when none of them is left)."""
@@ -65,8 +70,8 @@ class Retriever:
     settings: RetrievalConfig = field(default_factory=RetrievalConfig)
     reranker: Reranker | None = None
     translator: Translator | None = None
-    _translations: dict[tuple[str, str], str] = field(default_factory=dict)
-    _languages: tuple[str, ...] | None = None
+    _translations: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def search(self, query: str, k: int = 10, where: Filter | None = None, mode: SearchMode = SearchMode.HYBRID,
                rerank: bool = True, translate: bool = True) -> list[Hit]:
@@ -94,17 +99,20 @@ class Retriever:
         if len(rankings) == 1:
             return rankings[0]
         if self._neutral(mode):
-            choice = (translated_choice(rankings[0], translated, self.settings.translated_choice_margin)
-                      if translated else None)
+            choice = translated_choice(rankings[0], translated, self.settings.translated_choice_margin)
             return rrf_by_language(rankings[0], rankings, self.settings.rrf_k, weights, choice=choice)
         return rrf(rankings, self.settings.rrf_k, weights, self._language_weight(languages))
 
     def _neutral(self, mode: SearchMode) -> bool:
         return self.settings.language_neutral and mode is SearchMode.HYBRID
 
+    def _translating(self, translate: bool, mode: SearchMode) -> bool:
+        """Whether this search translates the question (the dense mode has no translated legs)."""
+        return (translate and self.translator is not None and self.settings.translate_languages > 0
+                and mode is not SearchMode.DENSE)
+
     def _sql_fusion(self, mode: SearchMode, translate: bool) -> bool:
-        translating = translate and self.translator is not None and self.settings.translate_languages > 0
-        return self.settings.fuse_in_sql and mode is SearchMode.HYBRID and not translating
+        return self.settings.fuse_in_sql and mode is SearchMode.HYBRID and not self._translating(translate, mode)
 
     def _fused_in_sql(self, query: str, where: Filter | None) -> list[Hit] | None:
         (encoding,) = self.encoder.encode_queries([query])
@@ -135,21 +143,21 @@ class Retriever:
         languages: list[str | None] = []
         translated: dict[str, list[Hit]] = {}
         own = self.detect(query)
-        if translate and self.translator is not None and mode is not SearchMode.DENSE:
-            self._prefetch(query, self._target_languages(own))
         centering = self.centering()  # read once per search: the legs below all use the same statistics
+        translations = (self._translations_of(query, self._target_languages(own, where, centering))
+                        if self._translating(translate, mode) else {})
         if mode in (SearchMode.DENSE, SearchMode.HYBRID):
             rankings.append(self._dense(encoding.dense, own, where, centering, query))
             weights.append(s.dense_weight)
             languages.append(None)
-        if s.translate_dense and translate and self._neutral(mode):
-            for target, ranking in self._translated_dense(query, own, where, centering):
+        if s.translate_dense and self._neutral(mode):
+            for target, ranking in self._translated_dense(translations, where, centering):
                 translated[target] = ranking
                 rankings.append(ranking)
                 weights.append(s.dense_weight)
                 languages.append(target)
         if mode in (SearchMode.SPARSE, SearchMode.HYBRID):
-            for leg, sparse in self._sparse_queries(query, own, encoding.sparse, translate):
+            for leg, sparse in self._sparse_queries(own, encoding.sparse, translations):
                 language = leg.removeprefix("sparse:") if ":" in leg else own
                 for name, vector, scope in self._scoped(leg, language, sparse, query, where, centering, mode):
                     rankings.append(self.store.sparse_search(self.collection, vector, s.k_sparse, scope, s.ef_search,
@@ -194,34 +202,30 @@ class Retriever:
         return self.store.neutral_dense_search(self.collection, vector, language, centering, s.k_dense,
                                                where, s.ef_search, s.exact_scan_below, s.rescore_factor, latent)
 
-    def _translated_dense(self, query: str, own: str | None, where: Filter | None, centering: Centering | None
+    def _translated_dense(self, translations: Mapping[str, str], where: Filter | None, centering: Centering | None
                           ) -> list[tuple[str, list[Hit]]]:
         """Translate-then-embed: the question translated into each target language, searched densely among
         that language's chunks (leg ``dense:de``); fused within the language like the lexical legs, and its
         scores take part in choosing between languages (``translated_choice``)."""
-        if self.translator is None:
-            return []
         found = []
-        for language in self._target_languages(own):
+        for language, translation in translations.items():
             scope = _within(where, (language,))
             if scope is None:
                 continue
-            (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
+            (encoding,) = self.encoder.encode_queries([translation])
             hits = self._dense(encoding.dense, language, scope, centering)
             found.append((language, [replace(h, legs=(LegScore(f"dense:{language}", rank, h.score),))
                                      for rank, h in enumerate(hits, 1)]))
         return found
 
-    def _sparse_queries(self, query: str, own: str | None, sparse: SparseVector | None, translate: bool
+    def _sparse_queries(self, own: str | None, sparse: SparseVector | None, translations: Mapping[str, str]
                         ) -> list[tuple[str, SparseVector]]:
-        queries = [("sparse", sparse)] if sparse is not None else []
-        if translate and self.translator is not None:
-            for language in self._target_languages(own):
-                (encoding,) = self.encoder.encode_queries([self._translate(query, language)])
-                if encoding.sparse is not None:
-                    queries.append((f"sparse:{language}", encoding.sparse))
-        languages = [own] + [leg.removeprefix("sparse:") for leg, _ in queries[1:]]
-        return [(leg, self._weighted(vector, language)) for (leg, vector), language in zip(queries, languages)]
+        queries = [("sparse", sparse, own)] if sparse is not None else []
+        for language, translation in translations.items():
+            (encoding,) = self.encoder.encode_queries([translation])
+            if encoding.sparse is not None:
+                queries.append((f"sparse:{language}", encoding.sparse, language))
+        return [(leg, self._weighted(vector, language)) for leg, vector, language in queries]
 
     def _weighted(self, sparse: SparseVector, language: str | None) -> SparseVector:
         """Lexical query terms weighted by the collection's IDF, the language's stopwords dropped."""
@@ -236,29 +240,37 @@ class Retriever:
                    for term, weight in sparse.weights.items() if frequencies.get(term)}
         return SparseVector(weights, sparse.dim)
 
-    def _target_languages(self, own: str | None) -> list[str]:
-        """The languages a question in ``own`` is translated into: the collection's most frequent others
-        that hold at least ``translate_min_share`` of its chunks (a few misdetected chunks get no LLM call)."""
-        if self._languages is None:
-            counts = self.store.status(self.collection).languages
-            floor = self.settings.translate_min_share * sum(counts.values())
-            self._languages = tuple(code for code, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-                                    if code != "und" and count >= floor)
-        return [code for code in self._languages if code != own][: self.settings.translate_languages]
+    def _target_languages(self, own: str | None, where: Filter | None, centering: Centering | None) -> list[str]:
+        """The languages a question in ``own`` is translated into, as the collection is now: its most frequent
+        others that ``where`` allows and that hold at least ``translate_min_share`` of its chunks (a few
+        misdetected chunks get no LLM call)."""
+        counts = centering.chunks.counts if centering is not None else self.store.status(self.collection).languages
+        floor = self.settings.translate_min_share * sum(counts.values())
+        allowed = where.languages if where is not None and where.languages else None
+        found = [code for code in sorted(counts, key=lambda code: (-counts[code], code))
+                 if code not in ("und", own) and counts[code] >= floor and (allowed is None or code in allowed)]
+        return found[: self.settings.translate_languages]
 
-    def _translate(self, query: str, language: str) -> str:
-        key = (query, language)
-        if key not in self._translations:
+    def _translations_of(self, query: str, languages: Sequence[str]) -> dict[str, str]:
+        """``query`` in each of ``languages``: from the cache, else from the translator, the missing ones at the
+        same time (each is one LLM call). A failed translation raises the translator's error."""
+        with self._lock:
+            found = {code: self._translations[(query, code)] for code in languages if (query, code) in self._translations}
+            for code in found:
+                self._translations.move_to_end((query, code))
+        missing = [code for code in languages if code not in found]
+        if missing:
             assert self.translator is not None
-            self._translations[key] = self.translator.translate(query, language)
-        return self._translations[key]
-
-    def _prefetch(self, query: str, languages: Sequence[str]) -> None:
-        """Translate ``query`` into the ``languages`` not cached yet, at the same time (each is one LLM call)."""
-        missing = [code for code in languages if (query, code) not in self._translations]
-        if len(missing) < 2 or self.translator is None:
-            return
-        translate = self.translator.translate
-        with ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="rosetta-translate") as pool:
-            done = list(pool.map(lambda code: translate(query, code), missing))
-        self._translations.update({(query, code): text for code, text in zip(missing, done)})
+            translate = self.translator.translate
+            if len(missing) == 1:
+                done = [translate(query, missing[0])]
+            else:
+                with ThreadPoolExecutor(max_workers=len(missing), thread_name_prefix="rosetta-translate") as pool:
+                    done = list(pool.map(lambda code: translate(query, code), missing))
+            with self._lock:
+                for code, text in zip(missing, done):
+                    self._translations[(query, code)] = text
+                while len(self._translations) > TRANSLATIONS_KEPT:
+                    self._translations.popitem(last=False)
+            found.update(zip(missing, done))
+        return {code: found[code] for code in languages}
