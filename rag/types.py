@@ -338,7 +338,8 @@ class Reranker(Protocol):
 
 
 class Translator(Protocol):
-    """Translates a short query (an LLM behind it); used for the lexical legs of cross-lingual search."""
+    """Translates a short query (an LLM behind it) for the translated legs of cross-lingual search; one
+    question's target languages are translated from several threads at once."""
 
     def translate(self, text: str, language: str) -> str:
         """``text`` rendered in ``language`` (ISO 639-1)."""
