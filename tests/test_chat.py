@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 from rich.console import Console, RenderableType
 from typer.testing import CliRunner
 
@@ -145,6 +146,26 @@ def test_quotes_of_one_passage_share_its_row_and_its_excerpt() -> None:
     assert _styles(answer_view(answer), "Der Luftfilter") == {"bold underline"}
     assert conversation_markdown([answer], "demo").splitlines()[11] == (
         "  > **Der Luftfilter wird monatlich gereinigt.** **Nach zwei Jahren wird er ersetzt.**")
+
+
+@pytest.mark.parametrize(("passage", "quote", "line"), [
+    ("请在应用中\n查看错误代码。", "查看错误代码。", "请在应用中**查看错误代码。**"),
+    ("查看错误代码\n请联系客服。", "查看错误代码", "**查看错误代码**请联系客服。"),
+    # Markdown closes ** after punctuation only before a space or punctuation: the space stays there.
+    ("查看错误代码。\n请联系客服。", "查看错误代码。", "**查看错误代码。** 请联系客服。"),
+    ("请点击\n「设置」按钮。", "「设置」按钮。", "请点击 **「设置」按钮。**"),  # ... and before a quote opening with one
+    ("First line.\nSecond line.", "Second line.", "First line. **Second line.**"),  # other breaks stay spaces
+    ("请在应用中\n\n查看错误代码。", "查看错误代码。", "请在应用中 **查看错误代码。**"),  # a blank line too
+])
+def test_export_joins_a_cjk_line_break_at_the_edge_of_a_quote(passage: str, quote: str, line: str) -> None:
+    chunk = _chunk(0, passage, "zh")
+    start = passage.index(quote)
+    cited = Citation(1, chunk.id, chunk.document_uri, "快速入门", 1, (), "zh", passage, quote, start,
+                     start + len(quote), "", 1.0, True)
+    answer = Answer(QUESTION, QUESTION, "en", "See [1].", (cited,), (Passage(1, Hit(chunk, "快速入门", 0.9)),),
+                    (), (), "scripted")
+    assert f"  > {line}" in conversation_markdown([answer], "demo").splitlines()
+    assert f"<strong>{quote}</strong>" in MarkdownIt("commonmark").render(line)  # the bold holds in Markdown
 
 
 def test_sources_lists_every_passage_and_which_were_cited() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
+from itertools import pairwise
 
 from rag.answer.types import Answer, Citation
 from rag.cli.render_answer import by_marker, quoted, where
@@ -22,9 +24,44 @@ def _bold(text: str) -> str:
     return text[: len(text) - len(text.lstrip())] + f"**{core}**" + text[len(text.rstrip()):] if core else text
 
 
+def _joined(pieces: Sequence[tuple[str, Citation | None]]) -> list[tuple[str, Citation | None]]:
+    """The pieces without the whitespace of a line break that one_line joins (between two Chinese or
+    Japanese characters) where it touches a boundary between pieces: bold markers placed there would
+    otherwise stand between the two characters, and the break would become a space. Next to a quote that
+    ends (or starts) in punctuation the space stays: Markdown closes ``**`` after punctuation only before
+    a space or punctuation, and opens it before punctuation only after one (CommonMark's flanking rules),
+    so ``**句子。**下一句`` would not be bold."""
+    text = "".join(piece for piece, _ in pieces)
+    dropped: set[int] = set()
+    boundary = 0
+    for (piece, cited), (_, cited_next) in pairwise(pieces):
+        boundary += len(piece)
+        start, end = boundary, boundary
+        while start > 0 and text[start - 1].isspace():
+            start -= 1
+        while end < len(text) and text[end].isspace():
+            end += 1
+        if not 0 < start < end < len(text):
+            continue
+        # A marker next to punctuation must keep the space on its outer side to hold in Markdown.
+        marker_by_punctuation = ((cited is not None and _punctuation(text[start - 1]))
+                                 or (cited_next is not None and _punctuation(text[end])))
+        if not marker_by_punctuation and one_line(text[start - 1:end + 1]) == text[start - 1] + text[end]:
+            dropped.update(range(start, end))
+    kept, offset = [], 0
+    for piece, c in pieces:
+        kept.append(("".join(ch for i, ch in enumerate(piece, offset) if i not in dropped), c))
+        offset += len(piece)
+    return kept
+
+
+def _punctuation(char: str) -> bool:
+    return unicodedata.category(char).startswith("P")
+
+
 def quoted_passage(citations: Sequence[Citation], context: int = CONTEXT) -> str:
     """The passage around the cited sentences, on one line, each sentence in bold."""
-    line = _flat("".join(_bold(text) if c else text for text, c in quoted(citations, context)))
+    line = _flat("".join(_bold(text) if c else text for text, c in _joined(quoted(citations, context))))
     return "\\" + line if line.startswith("#") else line  # a passage opening with its heading is no heading here
 
 
