@@ -227,6 +227,14 @@ def interleave(ordered: Mapping[str, Sequence[Hit]], scores: Mapping[str, Sequen
     return [replace(hit, score=score) for score, _, _, hit in placed]
 
 
+def language_scores(hits: Sequence[Hit]) -> dict[str, list[float]]:
+    """The hits' scores per chunk language, in the hits' order."""
+    scores: dict[str, list[float]] = {}
+    for hit in hits:
+        scores.setdefault(hit.chunk.language, []).append(hit.score)
+    return scores
+
+
 def translated_choice(dense: Sequence[Hit], translated: Mapping[str, Sequence[Hit]], margin: float
                       ) -> dict[str, list[float]]:
     """The scores that interleave languages when the question was also translated (translate-then-embed).
@@ -240,9 +248,7 @@ def translated_choice(dense: Sequence[Hit], translated: Mapping[str, Sequence[Hi
     fewer same-language answers (README, "Translated questions in the language choice"). Other languages
     keep the original's scores; with nothing translated this is the dense leg's scores per language.
     """
-    scores: dict[str, list[float]] = {}
-    for hit in dense:
-        scores.setdefault(hit.chunk.language, []).append(hit.score)
+    scores = language_scores(dense)
     for language, hits in translated.items():
         original = sorted(scores.get(language, ()), reverse=True)
         translation = sorted((hit.score for hit in hits), reverse=True)

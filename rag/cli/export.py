@@ -14,10 +14,6 @@ from rag.types import one_line
 CONTEXT = 160
 
 
-def _flat(text: str) -> str:
-    return one_line(text)
-
-
 def _bold(text: str) -> str:
     """``text`` in bold, any space around it kept outside the markers (Markdown needs them to hug the words)."""
     core = text.strip()
@@ -61,7 +57,7 @@ def _punctuation(char: str) -> bool:
 
 def quoted_passage(citations: Sequence[Citation], context: int = CONTEXT) -> str:
     """The passage around the cited sentences, on one line, each sentence in bold."""
-    line = _flat("".join(_bold(text) if c else text for text, c in _joined(quoted(citations, context))))
+    line = one_line("".join(_bold(text) if c else text for text, c in _joined(quoted(citations, context))))
     return "\\" + line if line.startswith("#") else line  # a passage opening with its heading is no heading here
 
 
@@ -74,9 +70,9 @@ def _source(group: Sequence[Citation]) -> list[str]:
 
 
 def _answer(number: int, answer: Answer) -> list[str]:
-    lines = [f"## {number}. {_flat(answer.question)}", ""]
-    if _flat(answer.standalone) != _flat(answer.question):
-        lines += [f"*Searched as: {_flat(answer.standalone)}*", ""]
+    lines = [f"## {number}. {one_line(answer.question)}", ""]
+    if one_line(answer.standalone) != one_line(answer.question):
+        lines += [f"*Searched as: {one_line(answer.standalone)}*", ""]
     lines += [answer.text.strip(), ""]
     lines += [f"> ⚠ {p.message}" for p in answer.problems] + ([""] if answer.problems else [])
     groups = by_marker(answer.citations)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from rag.centering import interleave, translated_choice
+from rag.centering import interleave, language_scores
 from rag.types import Hit, LegScore
 
 
@@ -62,4 +62,4 @@ def rrf_by_language(dense: Sequence[Hit], rankings: Sequence[Sequence[Hit]], k: 
     languages = list(dict.fromkeys(hit.chunk.language for ranking in rankings for hit in ranking))
     ordered = {code: rrf([[hit for hit in ranking if hit.chunk.language == code] for ranking in rankings],
                          k, weights, item_weight) for code in languages}
-    return interleave(ordered, translated_choice(dense, {}, 0.0) if choice is None else choice)
+    return interleave(ordered, language_scores(dense) if choice is None else choice)

@@ -244,10 +244,12 @@ class Retriever:
         """The languages a question in ``own`` is translated into, as the collection is now: its most frequent
         others that ``where`` allows and that hold at least ``translate_min_share`` of its chunks (a few
         misdetected chunks get no LLM call)."""
+        # Both are most chunks first: LanguageMeans.languages, and the status query's ORDER BY.
         counts = centering.chunks.counts if centering is not None else self.store.status(self.collection).languages
+        ordered = centering.chunks.languages if centering is not None else tuple(counts)
         floor = self.settings.translate_min_share * sum(counts.values())
         allowed = where.languages if where is not None and where.languages else None
-        found = [code for code in sorted(counts, key=lambda code: (-counts[code], code))
+        found = [code for code in ordered
                  if code not in ("und", own) and counts[code] >= floor and (allowed is None or code in allowed)]
         return found[: self.settings.translate_languages]
 
