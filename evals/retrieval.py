@@ -237,7 +237,10 @@ def run_config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapp
         "rosetta": {"fetch": FETCH, "k_dense": r.k_dense, "k_sparse": r.k_sparse, "rrf_k": r.rrf_k,
                     "ef_search": r.ef_search, "reranker": str(getattr(r.reranker, "value", r.reranker)),
                     "translate_dense": r.translate_dense, "translate_languages": r.translate_languages,
-                    "translated_choice_margin": r.translated_choice_margin},
+                    "translated_choice_margin": r.translated_choice_margin,
+                    "language_neutral": r.language_neutral, "sparse_weight": r.sparse_weight,
+                    "latent_weight": r.latent_weight, "latent_choice_weight": r.latent_choice_weight,
+                    "shared_choice_weight": r.shared_choice_weight},
         "notes": dict(dataset.notes), "search_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "seconds": round(total, 1),
     }

@@ -27,6 +27,7 @@ from itertools import zip_longest
 import numpy as np
 
 from rag.types import Hit, SparseVector
+from rag.words import held_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +104,16 @@ class Centering:
     # itself to the one that interleaves languages.
     latent_weight: float = 0.0
     latent_choice_weight: float = 0.0
+    # A text holding the question's words that survive translation adds up to ``shared_choice_weight`` to
+    # the score that interleaves languages (shared_shares), in search and in the extractive generator.
+    shared_choice_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.sentence_weight <= 1:
             raise ValueError(f"sentence_weight must be in [0, 1], got {self.sentence_weight}")
-        if min(self.latent_weight, self.latent_choice_weight) < 0:
-            raise ValueError(f"latent weights must be >= 0, got {self.latent_weight}, {self.latent_choice_weight}")
+        if min(self.latent_weight, self.latent_choice_weight, self.shared_choice_weight) < 0:
+            raise ValueError(f"latent and shared weights must be >= 0, got {self.latent_weight}, "
+                             f"{self.latent_choice_weight}, {self.shared_choice_weight}")
 
     @property
     def uses_latent(self) -> bool:
@@ -255,6 +260,39 @@ def translated_choice(dense: Sequence[Hit], translated: Mapping[str, Sequence[Hi
         scores[language] = [max(pair) - margin
                             for pair in zip_longest(original, translation, fillvalue=-math.inf)]
     return scores
+
+
+def shared_evidence(legs: Sequence[Sequence[Hit]], words: frozenset[str], weight: float) -> list[list[Hit]]:
+    """The legs' hits with ``weight`` times their chunk's :func:`shared_shares` added to their scores, for the
+    choice between languages (IDF among the legs' chunks).
+
+    The lexical legs already lift a chunk that holds the question's codes or numbers within its language;
+    this also lifts its language, in whichever language the chunk and the question are (the question's own
+    included, so it does not favour other languages). Without it a Spanish question about the part HX-BK1
+    preferred a Spanish warranty passage to the English one that names the part.
+    """
+    if not words or not weight:
+        return [list(hits) for hits in legs]
+    chunks = {hit.key: hit.chunk for hits in legs for hit in hits}
+    shares = dict(zip(chunks, shared_shares([" ".join((*c.heading, c.text)) for c in chunks.values()], words),
+                      strict=True))
+    return [[replace(hit, score=hit.score + weight * shares[hit.key]) for hit in hits] for hits in legs]
+
+
+def shared_shares(texts: Sequence[str], words: frozenset[str]) -> list[float]:
+    """How much of ``words`` each text holds: 1 for all of them, else the share of their IDF among ``texts``,
+    so a code that few texts hold counts more than a year that many hold.
+
+    ``words`` are the question's terms that survive translation (rag.words.surviving_words: codes, numbers,
+    Latin terms in another script), found in a text as whole words (rag.words.held_words): evidence that
+    holds in every language, unlike the dense scores' (README, "Identifiers in the language choice")."""
+    if not words:
+        return [0.0] * len(texts)
+    held = [held_words(text, words) for text in texts]
+    frequency = {word: sum(word in found for found in held) for word in words}
+    idf = {word: math.log(1.0 + (len(held) - count + 0.5) / (count + 0.5)) for word, count in frequency.items()}
+    total = sum(idf.values())
+    return [sum(idf[word] for word in found) / total for found in held]
 
 
 def stratified(languages: Sequence[str], plain: Sequence[float], neutral: Sequence[float]) -> list[float]:

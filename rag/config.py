@@ -194,6 +194,10 @@ class RetrievalConfig:
     # question's; README, "Latent terms").
     latent_weight: float = 0.15
     latent_choice_weight: float = 0.2
+    # A chunk that holds the question's words that survive translation (codes such as HX-F07, numbers, Latin
+    # terms in another script) adds up to ``shared_choice_weight`` to the score that interleaves languages,
+    # in any language (rag/centering.py, shared_evidence; README, "Identifiers in the language choice").
+    shared_choice_weight: float = 0.1
     # With a translator (Rosetta.open(translator=...) or ``translate_with_llm``), also search each target
     # language's chunks densely with the question translated into it (legs ``dense:de``, fused within that
     # language), and let those scores, lowered by ``translated_choice_margin``, take part in choosing
@@ -231,10 +235,12 @@ class RetrievalConfig:
         if not (math.isfinite(self.translated_choice_margin) and self.translated_choice_margin >= 0):
             raise ConfigError("retrieval.translated_choice_margin must be a number >= 0 (0.05 is the measured "
                               f"default), got {self.translated_choice_margin}")
-        if min(self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_choice_weight) < 0:
-            raise ConfigError(f"retrieval weights must be >= 0, got dense {self.dense_weight}, sparse "
+        weights = (self.dense_weight, self.sparse_weight, self.latent_weight, self.latent_choice_weight,
+                   self.shared_choice_weight)
+        if not all(math.isfinite(weight) and weight >= 0 for weight in weights):
+            raise ConfigError(f"retrieval weights must be numbers >= 0, got dense {self.dense_weight}, sparse "
                               f"{self.sparse_weight}, latent {self.latent_weight}, latent choice "
-                              f"{self.latent_choice_weight}")
+                              f"{self.latent_choice_weight}, shared choice {self.shared_choice_weight}")
         if self.language_prior < 0 or not 0 <= self.query_language_weight <= 2 or not 0 <= self.sentence_weight <= 1:
             raise ConfigError("retrieval.language_prior must be >= 0, query_language_weight in [0, 2] and "
                               f"sentence_weight in [0, 1]; got {self.language_prior}, {self.query_language_weight}, "

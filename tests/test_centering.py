@@ -17,12 +17,15 @@ from rag.centering import (
     centred_cosine,
     interleave,
     score_chunk,
+    shared_evidence,
+    shared_shares,
     stratified,
     translated_choice,
 )
-from rag.encoders.lexical import shared_terms, term_index, terms
+from rag.encoders.lexical import shared_terms, term_index
 from rag.search.fusion import rrf_by_language
 from rag.types import Chunk, Hit, LegScore
+from rag.words import held_words, surviving_words, terms
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -169,8 +172,47 @@ def test_a_translation_scores_its_language_slot_by_slot_lowered_by_the_margin() 
     ("What is the HX-F07 part for?", {"f07"}),
 ])
 def test_words_that_survive_translation(text: str, shared: set[str]) -> None:
+    assert surviving_words(text) == shared
     ids = shared_terms(text)
     assert {t for t in terms(text) if term_index(t) in ids} == shared
+
+
+@pytest.mark.parametrize(("text", "shared"), [
+    ("E22是什么意思？", {"e22"}),
+    ("OpenTelemetryコレクタの設定", {"opentelemetry"}),
+    ("Ｅ２２とは何ですか？", {"e22"}),
+])
+def test_a_code_written_against_chinese_or_japanese_is_a_word_of_its_own(text: str, shared: set[str]) -> None:
+    assert surviving_words(text) == shared
+    assert shared_terms(text) == {term_index(word) for word in shared}
+
+
+def test_held_words_are_whole_words_in_any_width() -> None:
+    assert held_words("エラーコードＥ２２が表示されます", frozenset({"e22"})) == {"e22"}
+    assert held_words("Fehler E22: Isolationsfehler", frozenset({"e22", "f07"})) == {"e22"}
+    assert held_words("Modell E220 und HX-F070", frozenset({"e22", "f07"})) == set()
+    assert held_words("OpenTelemetryコレクタ", frozenset({"opentelemetry"})) == {"opentelemetry"}
+
+
+def test_a_text_holding_the_questions_codes_scores_by_their_rarity() -> None:
+    texts = ["Der Schalter HX-BK1 ist optional.", "La batería HX-20 dura 10 años.", "The HX-20 fan.", "Ohne Code."]
+    words = surviving_words("Qué es el HX-BK1 del HX-20?")
+    assert words == {"bk1", "20"}  # "HX" has no digit: no code alone
+    shares = shared_shares(texts, words)
+    assert shares[3] == 0.0 and shares[1] == shares[2]
+    # "bk1" is in one text, "20" in two: the rarer code outweighs the commoner number.
+    assert shares[0] > shares[1] > 0.0
+    assert shared_shares(["HX-BK1 HX-20"], words) == [pytest.approx(1.0)]
+    assert shared_shares(texts, frozenset()) == [0.0] * 4
+
+
+def test_shared_evidence_lifts_the_chunk_in_any_language_and_only_its_choice_score() -> None:
+    hits = [_hit("Der Schalter HX-BK1", "de", 0.20), _hit("Garantía", "es", 0.25), _hit("The HX-BK1 fan", "en", 0.1)]
+    dense, translated = shared_evidence([hits[:2], hits[2:]], frozenset({"bk1"}), 0.1)
+    assert [h.score for h in dense] == pytest.approx([0.30, 0.25]) and [h.score for h in translated] == [0.2]
+    assert [h.chunk.id for h in dense] == [h.chunk.id for h in hits[:2]]  # the order (the dense ranks) is kept
+    assert shared_evidence([hits], frozenset({"bk1"}), 0.0) == [hits]
+    assert shared_evidence([hits], frozenset(), 0.1) == [hits]
 
 
 def test_latent_scores_are_the_cosines_of_the_latent_vectors() -> None:

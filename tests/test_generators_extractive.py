@@ -205,3 +205,18 @@ def test_latent_terms_of_other_languages_count_when_sentences_of_languages_compe
     quotes = generator.quotes("How long is the warranty?", passages, "en", centering)
     assert [quote.passage for quote in quotes] == [first, 3 - first]  # one sentence from each passage
     assert (["How long is the warranty?"] in encoder.latent_calls) is (weight > 0)
+
+
+@pytest.mark.parametrize(("weight", "first"), [(0.0, 1), (1.0, 2)])
+def test_a_sentence_holding_the_questions_code_counts_when_sentences_of_languages_compete(weight: float,
+                                                                                          first: int) -> None:
+    # As in search (tests/test_neutral_search.py): the Spanish sentence shares the question's words, only the
+    # English one names the part the question asks about.
+    encoder = HashEncoder(dim=512)
+    passages = (_passage(1, "Qué es el equipo, qué es el cargador y qué es el manual.", "es"),
+                _passage(2, "Only with the optional backup switch HX-BK1 installed.", "en"))
+    vectors = {p.hit.chunk.language: encoder.encode_passages([p.hit.chunk.text])[0].dense for p in passages}
+    means = LanguageMeans({code: 1 for code in vectors}, vectors)
+    generator = ExtractiveGenerator(encoder, split_sentences, sentences=2, passage_weight=0.0)
+    quotes = generator.quotes("¿Qué es el HX-BK1?", passages, "es", Centering(means, means, shared_choice_weight=weight))
+    assert [quote.passage for quote in quotes] == [first, 3 - first]

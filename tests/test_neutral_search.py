@@ -113,6 +113,20 @@ def test_the_spanish_air_filter_answer_quotes_only_the_filter_passage(rosetta: R
     assert answer.language == "es" and not answer.problems
 
 
+@pytest.mark.parametrize("question", ["Qué es HX-BK1?", "¿Qué es el HX-BK1?", "Wofür ist HX-BK1?"])
+def test_a_code_the_question_names_chooses_the_language_that_holds_it(rosetta: Rosetta, question: str) -> None:
+    # Only the English FAQ names the backup switch; the Spanish warranty passage won for its dense score.
+    rosetta.retriever().settings = RetrievalConfig(shared_choice_weight=0.0)
+    (before,) = rosetta.search(question, k=1)
+    assert before.chunk.language == "es"
+    rosetta.retriever().settings = RetrievalConfig()
+    (hit,) = rosetta.search(question, k=1)
+    assert "HX-BK1" in hit.chunk.text and hit.chunk.language == "en"
+    answer = rosetta.ask(question)
+    assert answer.text.split("\n> ")[1].startswith("Only with the optional backup switch HX-BK1 installed.")
+    assert "faq.html" in {Path(c.uri).name for c in answer.citations}
+
+
 def test_a_language_with_one_chunk_is_still_found(rosetta: Rosetta, demo_copy: Path) -> None:
     (demo_copy / "it").mkdir()
     (demo_copy / "it" / "telecomando.md").write_text(

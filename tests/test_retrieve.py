@@ -487,8 +487,11 @@ def test_a_translator_given_to_open_wins_over_translate_with_llm(config: Config,
     ("translated_choice_margin = -0.1", ("retrieval.translated_choice_margin must be a number >= 0 (0.05 is the "
                                          "measured default), got -0.1")),
     ("translated_choice_margin = nan", "retrieval.translated_choice_margin must be a number >= 0"),
+    ("shared_choice_weight = -0.1", ("retrieval weights must be numbers >= 0, got dense 1.0, sparse 0.1, latent "
+                                     "0.15, latent choice 0.2, shared choice -0.1")),
+    ("shared_choice_weight = inf", "shared choice inf"),
 ])
-def test_bad_translation_settings_are_refused_with_the_value(tmp_path: Path, setting: str, message: str) -> None:
+def test_bad_retrieval_settings_are_refused_with_the_value(tmp_path: Path, setting: str, message: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(f"[retrieval]\n{setting}\n")
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -1,9 +1,9 @@
 """A multilingual lexical (BM25-style) sparse encoder that needs no model.
 
-Words are runs of letters, marks and digits (so Devanagari vowel signs stay inside words); scripts
-written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar) become overlapping character bigrams,
-the usual choice for CJK retrieval when no segmenter is at hand. Terms are hashed into a fixed
-sparse space. Passages get BM25's saturated term frequency; queries get weight 1 per distinct term,
+Terms come from rag.words: words are runs of letters, marks and digits (so Devanagari vowel signs
+stay inside words); scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar) become
+overlapping character bigrams, the usual choice for CJK retrieval when no segmenter is at hand. Terms
+are hashed into a fixed sparse space. Passages get BM25's saturated term frequency; queries get weight 1 per distinct term,
 so their inner product is BM25 without the IDF factor, which the retriever applies from corpus counts.
 """
 
@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import regex
 
 from rag.types import Encoding, SparseVector
+from rag.words import surviving_words, terms
+
+# terms stays importable from here: plugins do (README, "Plugins").
+__all__ = ["LEXICAL_DIM", "LexicalEncoder", "LocalLexical", "shared_terms", "stopword_indices", "term_index", "terms"]
 
 # 2**24 slots keep hash collisions rare for corpora of a few million distinct terms.
 LEXICAL_DIM = 2**24
@@ -27,21 +29,6 @@ _K1 = 1.2
 _B = 0.75
 # Average passage length in terms; a fixed prior so a passage's weights do not depend on the corpus.
 _AVG_TERMS = 120.0
-
-_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}ー"
-_TOKEN = regex.compile(rf"[{_UNSPACED}]+|[\p{{L}}\p{{M}}\p{{N}}]+")
-_UNSPACED_RUN = regex.compile(rf"^[{_UNSPACED}]+$")
-
-
-def terms(text: str) -> list[str]:
-    """Split ``text`` into normalized terms: words, and character bigrams for unspaced scripts."""
-    found: list[str] = []
-    for run in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
-        if _UNSPACED_RUN.match(run):
-            found.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
-        else:
-            found.append(run)
-    return found
 
 
 @functools.lru_cache(maxsize=64)
@@ -61,23 +48,9 @@ def stopword_indices(language: str | None, dim: int = LEXICAL_DIM) -> frozenset[
     return frozenset(term_index(t) % dim for word in stopwordsiso.stopwords(language) for t in terms(word))
 
 
-_WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
-_LATIN_WORD = regex.compile(r"^[\p{Latin}\p{M}\p{N}]+$")
-
-
 def shared_terms(text: str, dim: int = LEXICAL_DIM) -> frozenset[int]:
-    """Term ids of the words of ``text`` that survive translation: those with a digit (codes such as HX-F07
-    or E22, numbers, versions), and Latin-script words in a text mostly written in another script (product
-    names and English terms inside Japanese or Chinese).
-
-    Measured on XQuAD and the manuals (README, "Language-neutral retrieval"): counting every shared word
-    across languages also counts accidental fragments and costs cross-lingual recall.
-    """
-    words = _WORD.findall(unicodedata.normalize("NFKC", text))
-    # Two letters of another script make Latin words foreign in this text (one may be a stray symbol).
-    foreign_latin = sum(len(w) for w in words if not _LATIN_WORD.match(w)) >= 2
-    kept = [w for w in words if any(ch.isdigit() for ch in w) or (foreign_latin and _LATIN_WORD.match(w))]
-    return frozenset(term_index(t) % dim for word in kept for t in terms(word))
+    """Term ids of the words of ``text`` that survive translation (:func:`surviving_words`)."""
+    return frozenset(term_index(term) % dim for term in surviving_words(text))
 
 
 def term_index(term: str) -> int:

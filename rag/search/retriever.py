@@ -22,7 +22,7 @@ from typing import cast
 
 import numpy as np
 
-from rag.centering import Centering, translated_choice
+from rag.centering import Centering, shared_evidence, translated_choice
 from rag.config import RetrievalConfig
 from rag.encoders.lexical import shared_terms, stopword_indices
 from rag.search.fusion import rrf, rrf_by_language
@@ -41,6 +41,7 @@ from rag.types import (
     check_text,
     latent_dim,
 )
+from rag.words import surviving_words
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,10 @@ class Retriever:
         if len(rankings) == 1:
             return rankings[0]
         if self._neutral(mode):
-            choice = translated_choice(rankings[0], translated, self.settings.translated_choice_margin)
+            dense, *legs = shared_evidence([rankings[0], *translated.values()], surviving_words(query),
+                                           self.settings.shared_choice_weight)
+            choice = translated_choice(dense, dict(zip(translated, legs, strict=True)),
+                                       self.settings.translated_choice_margin)
             return rrf_by_language(rankings[0], rankings, self.settings.rrf_k, weights, choice=choice)
         return rrf(rankings, self.settings.rrf_k, weights, self._language_weight(languages))
 
@@ -186,8 +190,9 @@ class Retriever:
         s = self.settings
         if not s.language_neutral:
             return None
-        return self.store.centering(self.collection, s.language_prior, s.query_language_weight, s.sentence_weight,
-                                    s.latent_weight, s.latent_choice_weight)
+        centering = self.store.centering(self.collection, s.language_prior, s.query_language_weight,
+                                         s.sentence_weight, s.latent_weight, s.latent_choice_weight)
+        return replace(centering, shared_choice_weight=s.shared_choice_weight)
 
     def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,
                centering: Centering | None, query: str | None = None) -> list[Hit]:

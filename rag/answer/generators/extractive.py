@@ -17,8 +17,9 @@ import numpy as np
 
 from rag.answer.dialogue import GenerationRequest, Passage, Reply
 from rag.answer.prompts import Frame, extractive_frame
-from rag.centering import Centering, LatentQuery, plain, stratified
+from rag.centering import Centering, LatentQuery, plain, shared_shares, stratified
 from rag.types import Chunk, Encoder, LatentEncoder, latent_dim, one_line
+from rag.words import surviving_words
 
 # Shorter sentences ("Hinweis:", "1.2 Filter") are headings or list labels, not statements worth quoting.
 # Wide (CJK) characters count twice, so a six-character Japanese sentence still qualifies.
@@ -121,8 +122,12 @@ class ExtractiveGenerator:
             # Within a language sentences keep their plain order; centred scores only interleave languages.
             neutral = self._scores(centering, centering.chunks.query(query.dense, language), sentence_vectors,
                                    languages, passages, candidates)
-            neutral = neutral + self._latent_bonus(centering, question, [t for t, _ in candidates], languages,
-                                                   language)
+            texts = [t for t, _ in candidates]
+            neutral = neutral + self._latent_bonus(centering, question, texts, languages, language)
+            if centering.shared_choice_weight:
+                # A sentence holding the question's codes or numbers, as search's language choice counts them.
+                neutral = neutral + centering.shared_choice_weight * np.array(
+                    shared_shares(texts, surviving_words(question)))
             scores = np.array(stratified(languages, plain_scores.tolist(), neutral.tolist()))
         best: dict[str, Quote] = {}
         for (text, passage), score in zip(candidates, scores.tolist()):

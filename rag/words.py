@@ -1,0 +1,70 @@
+"""Words of a text as Rosetta counts them, in any script: the lexical encoder's terms, and the words that survive
+translation (codes, numbers, Latin terms inside another script), which count across languages in search
+and in the extractive generator. Pure text functions: no model, no store.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import regex
+
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}ー"
+_TOKEN = regex.compile(rf"[{_UNSPACED}]+|[\p{{L}}\p{{M}}\p{{N}}]+")
+_UNSPACED_RUN = regex.compile(rf"^[{_UNSPACED}]+$")
+
+
+def terms(text: str) -> list[str]:
+    """Split ``text`` into normalized terms: words, and character bigrams for unspaced scripts."""
+    found: list[str] = []
+    for run in _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if _UNSPACED_RUN.match(run):
+            found.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+        else:
+            found.append(run)
+    return found
+
+
+# Words: runs of letters, marks and digits that do not cross into an unspaced script, so a code or a Latin
+# name written against Japanese or Chinese ("E22是什么意思", "OpenTelemetryコレクタ") is a word of its own.
+_WORD = regex.compile(rf"[{_UNSPACED}]+|(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}\p{{N}}])+")
+_LATIN_WORD = regex.compile(r"^[\p{Latin}\p{M}\p{N}]+$")
+
+
+def surviving_words(text: str) -> frozenset[str]:
+    """The terms of the words of ``text`` that survive translation: those with a digit (codes such as HX-F07
+    or E22, numbers, versions), and Latin-script words in a text mostly written in another script (product
+    names and English terms inside Japanese or Chinese).
+
+    Measured on XQuAD and the manuals (README, "Language-neutral retrieval"): counting every shared word
+    across languages also counts accidental fragments and costs cross-lingual recall.
+    """
+    words = _WORD.findall(unicodedata.normalize("NFKC", text))
+    # Two letters of another script make Latin words foreign in this text (one may be a stray symbol).
+    foreign_latin = sum(len(w) for w in words if not _LATIN_WORD.match(w)) >= 2
+    kept = [w for w in words if any(ch.isdigit() for ch in w) or (foreign_latin and _LATIN_WORD.match(w))]
+    return frozenset(t for word in kept for t in terms(word))
+
+
+def spaced_words(text: str) -> frozenset[str]:
+    """The words of ``text`` outside unspaced scripts (Han, kana, Thai...), normalized as :func:`terms`
+    normalizes them: the vocabulary :func:`surviving_words` is drawn from, so a text holds a question's
+    surviving word when this holds it (rag.centering.shared_shares)."""
+    return frozenset(word.casefold() for word in _WORD.findall(unicodedata.normalize("NFKC", text))
+                     if not _UNSPACED_RUN.match(word))
+
+
+# ASCII to its full-width form (A -> Ａ), which Japanese and Chinese text often uses for codes and numbers.
+_FULL_WIDTH = str.maketrans({chr(code): chr(code + 0xFEE0) for code in range(0x21, 0x7F)})
+
+
+def held_words(text: str, words: frozenset[str]) -> frozenset[str]:
+    """Those of ``words`` (in :func:`spaced_words`' form) that ``text`` holds as words.
+
+    A text that does not hold a word's characters in plain or full-width form is passed over without
+    normalizing and splitting it: a search checks a few hundred chunks (a word written half in full-width
+    forms, or in other compatibility forms such as circled digits, is not found)."""
+    folded = text.casefold()
+    if not any(word in folded or word.translate(_FULL_WIDTH) in folded for word in words):
+        return frozenset()
+    return spaced_words(text) & words
