@@ -198,13 +198,19 @@ def test_latent_terms_of_other_languages_count_when_sentences_of_languages_compe
     encoder = LatentHashEncoder(dim=512)
     passages = (_passage(1, "The fan is quiet for a long time at night.", "en"),
                 _passage(2, "La garantía dura diez años desde la compra.", "es"))
+    quoted = _quoted_passages(encoder, passages, "How long is the warranty?", "en", latent_choice_weight=weight)
+    assert quoted == [first, 3 - first]  # one sentence from each passage
+    assert (["How long is the warranty?"] in encoder.latent_calls) is (weight > 0)
+
+
+def _quoted_passages(encoder: HashEncoder, passages: tuple[Passage, ...], question: str, language: str,
+                     **weights: float) -> list[int]:
+    """The passages of the two best quotes, each passage's language centred on the passage alone."""
     vectors = {p.hit.chunk.language: encoder.encode_passages([p.hit.chunk.text])[0].dense for p in passages}
     means = LanguageMeans({code: 1 for code in vectors}, vectors)
-    centering = Centering(means, means, latent_choice_weight=weight)
     generator = ExtractiveGenerator(encoder, split_sentences, sentences=2, passage_weight=0.0)
-    quotes = generator.quotes("How long is the warranty?", passages, "en", centering)
-    assert [quote.passage for quote in quotes] == [first, 3 - first]  # one sentence from each passage
-    assert (["How long is the warranty?"] in encoder.latent_calls) is (weight > 0)
+    return [quote.passage for quote in generator.quotes(question, passages, language,
+                                                        Centering(means, means, **weights))]
 
 
 @pytest.mark.parametrize(("weight", "first"), [(0.0, 1), (1.0, 2)])
@@ -212,11 +218,7 @@ def test_a_sentence_holding_the_questions_code_counts_when_sentences_of_language
                                                                                           first: int) -> None:
     # As in search (tests/test_neutral_search.py): the Spanish sentence shares the question's words, only the
     # English one names the part the question asks about.
-    encoder = HashEncoder(dim=512)
     passages = (_passage(1, "Qué es el equipo, qué es el cargador y qué es el manual.", "es"),
                 _passage(2, "Only with the optional backup switch HX-BK1 installed.", "en"))
-    vectors = {p.hit.chunk.language: encoder.encode_passages([p.hit.chunk.text])[0].dense for p in passages}
-    means = LanguageMeans({code: 1 for code in vectors}, vectors)
-    generator = ExtractiveGenerator(encoder, split_sentences, sentences=2, passage_weight=0.0)
-    quotes = generator.quotes("¿Qué es el HX-BK1?", passages, "es", Centering(means, means, shared_choice_weight=weight))
-    assert [quote.passage for quote in quotes] == [first, 3 - first]
+    quoted = _quoted_passages(HashEncoder(dim=512), passages, "¿Qué es el HX-BK1?", "es", shared_choice_weight=weight)
+    assert quoted == [first, 3 - first]
