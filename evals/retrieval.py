@@ -38,6 +38,7 @@ from rag.config import Config
 from rag.errors import ConfigError, RagError
 from rag.rosetta import Rosetta
 from rag.types import Document, Encoder, JsonValue, SearchMode
+from rag.words import TERMS_VERSION
 
 # Chunks Rosetta returns per query: headroom so that 10 distinct units survive deduplication.
 FETCH = 30
@@ -234,6 +235,7 @@ def run_config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapp
         "queries": {lang: len(dataset.queries.get(lang, ())) for lang in plan.query_langs},
         "documents": {lang: len(dataset.documents.get(lang, ())) for lang in plan.doc_langs},
         "collections": dict(collections), "encoder": rosetta.encoder(next(iter(collections.values()))).name,
+        "terms": TERMS_VERSION,
         "rosetta": {"fetch": FETCH, "k_dense": r.k_dense, "k_sparse": r.k_sparse, "rrf_k": r.rrf_k,
                     "ef_search": r.ef_search, "reranker": str(getattr(r.reranker, "value", r.reranker)),
                     "translate_dense": r.translate_dense, "translate_languages": r.translate_languages,

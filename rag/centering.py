@@ -27,7 +27,7 @@ from itertools import zip_longest
 import numpy as np
 
 from rag.types import Hit, SparseVector
-from rag.words import held_words
+from rag.words import shared_shares
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +111,9 @@ class Centering:
     def __post_init__(self) -> None:
         if not 0 <= self.sentence_weight <= 1:
             raise ValueError(f"sentence_weight must be in [0, 1], got {self.sentence_weight}")
-        if min(self.latent_weight, self.latent_choice_weight, self.shared_choice_weight) < 0:
-            raise ValueError(f"latent and shared weights must be >= 0, got {self.latent_weight}, "
+        if not all(math.isfinite(w) and w >= 0
+                   for w in (self.latent_weight, self.latent_choice_weight, self.shared_choice_weight)):
+            raise ValueError(f"latent and shared weights must be numbers >= 0, got {self.latent_weight}, "
                              f"{self.latent_choice_weight}, {self.shared_choice_weight}")
 
     @property
@@ -277,22 +278,6 @@ def shared_evidence(legs: Sequence[Sequence[Hit]], words: frozenset[str], weight
     shares = dict(zip(chunks, shared_shares([" ".join((*c.heading, c.text)) for c in chunks.values()], words),
                       strict=True))
     return [[replace(hit, score=hit.score + weight * shares[hit.key]) for hit in hits] for hits in legs]
-
-
-def shared_shares(texts: Sequence[str], words: frozenset[str]) -> list[float]:
-    """How much of ``words`` each text holds: 1 for all of them, else the share of their IDF among ``texts``,
-    so a code that few texts hold counts more than a year that many hold.
-
-    ``words`` are the question's terms that survive translation (rag.words.surviving_words: codes, numbers,
-    Latin terms in another script), found in a text as whole words (rag.words.held_words): evidence that
-    holds in every language, unlike the dense scores' (README, "Identifiers in the language choice")."""
-    if not words:
-        return [0.0] * len(texts)
-    held = [held_words(text, words) for text in texts]
-    frequency = {word: sum(word in found for found in held) for word in words}
-    idf = {word: math.log(1.0 + (len(held) - count + 0.5) / (count + 0.5)) for word, count in frequency.items()}
-    total = sum(idf.values())
-    return [sum(idf[word] for word in found) / total for found in held]
 
 
 def stratified(languages: Sequence[str], plain: Sequence[float], neutral: Sequence[float]) -> list[float]:

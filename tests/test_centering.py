@@ -3,6 +3,7 @@ languages, language-stratified fusion, and the words that count across languages
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -18,14 +19,13 @@ from rag.centering import (
     interleave,
     score_chunk,
     shared_evidence,
-    shared_shares,
     stratified,
     translated_choice,
 )
 from rag.encoders.lexical import shared_terms, term_index
 from rag.search.fusion import rrf_by_language
 from rag.types import Chunk, Hit, LegScore
-from rag.words import held_words, surviving_words, terms
+from rag.words import held_words, shared_shares, surviving_words, terms
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -67,6 +67,8 @@ def test_bad_statistics_are_refused_with_the_values() -> None:
         LanguageMeans({"de": 0}, {"de": np.ones(3)})
     with pytest.raises(ValueError, match="sentence_weight must be in"):
         Centering(LanguageMeans({}, {}), LanguageMeans({}, {}), 1.5)
+    with pytest.raises(ValueError, match="latent and shared weights must be numbers >= 0, got 0.0, 0.0, nan"):
+        Centering(LanguageMeans({}, {}), LanguageMeans({}, {}), shared_choice_weight=math.nan)
 
 
 @settings(max_examples=50, deadline=None)
@@ -170,6 +172,8 @@ def test_a_translation_scores_its_language_slot_by_slot_lowered_by_the_margin() 
     ("Wie lange gilt die Garantie?", set()),
     ("保証期間は何年ですか？", set()),
     ("What is the HX-F07 part for?", {"f07"}),
+    ("ปี๒๕๖๐คืออะไร", set()),  # Thai digits inside Thai prose: no word of their own
+    ("ปี 2560 คืออะไร", {"2560"}),
 ])
 def test_words_that_survive_translation(text: str, shared: set[str]) -> None:
     assert surviving_words(text) == shared
@@ -185,6 +189,8 @@ def test_words_that_survive_translation(text: str, shared: set[str]) -> None:
 def test_a_code_written_against_chinese_or_japanese_is_a_word_of_its_own(text: str, shared: set[str]) -> None:
     assert surviving_words(text) == shared
     assert shared_terms(text) == {term_index(word) for word in shared}
+    # The question's lexical terms hold them too, so the sparse:shared leg searches for them.
+    assert {t for t in terms(text) if term_index(t) in shared_terms(text)} == shared
 
 
 def test_held_words_are_whole_words_in_any_width() -> None:

@@ -32,6 +32,10 @@ def e5() -> E5SmallEncoder:
         ("हिन्दी भाषा", ["हिन्दी", "भाषा"]),
         ("ＡＢＣ Straße", ["abc", "strasse"]),
         ("水", ["水"]),
+        # A code or a number ends where Han or kana begins; the text after it is still split into bigrams.
+        ("E22是什么意思", ["e22", "是什", "什么", "么意", "意思"]),
+        ("エラーE22が表示", ["エラ", "ラー", "e22", "が表", "表示"]),
+        ("OpenTelemetryコレクタ", ["opentelemetry", "コレ", "レク", "クタ"]),
     ],
 )
 def test_terms_segment_every_script(text: str, expected: list[str]) -> None:

@@ -13,6 +13,7 @@ from evals.cli import eval_app, render
 from evals.report import Leg, Report, System
 from evals.retrieval import DatasetKind, run
 from rag.config import Config
+from rag.words import TERMS_VERSION
 from tests.fakes import HashEncoder
 from tests.test_evals import write_xquad
 
@@ -38,6 +39,7 @@ def test_harness_writes_metrics_and_heatmap(config: Config, tmp_path: Path) -> N
         assert leg["monolingual"]["recall@10"] == 1.0
     assert data["skipped"] == ["rosetta/hybrid+rerank: no reranker configured (set ROSETTA_RERANKER)"]
     assert data["config"]["collections"] == {"en": "eval-xquad-en", "de": "eval-xquad-de"}
+    assert data["config"]["terms"] == TERMS_VERSION  # the lexical splitting the numbers were measured with
     assert (tmp_path / "out" / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = io.StringIO()
     render(report, Console(file=text, width=100))

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import rag.encoders.cache
+import rag.ingest
 from rag.config import Config
 from rag.errors import SchemaMismatch
 from rag.ingest import IngestReport, IngestStatus
@@ -75,6 +77,19 @@ def test_rerun_is_idempotent_and_encodes_nothing(rosetta: Rosetta, fake: HashEnc
     assert second.chunks == 0 and len(fake.calls) == calls
     assert _rows(rosetta, "SELECT collection_id, id, text, dense::text, sparse::text FROM {s}.chunks ORDER BY id") == before
     assert len(before) == first.chunks
+
+
+def test_a_new_term_splitting_re_encodes_every_chunk_at_the_next_ingest(rosetta: Rosetta, fake: HashEncoder,
+                                                                       demo_copy: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stored lexical weights made with an older rag.words.terms would never match a question's new terms.
+    first = rosetta.ingest([demo_copy])
+    calls = len(fake.calls)
+    monkeypatch.setattr(rag.ingest, "TERMS_VERSION", "terms-test")
+    monkeypatch.setattr(rag.encoders.cache, "TERMS_VERSION", "terms-test")
+    again = rosetta.ingest([demo_copy])
+    assert {f.status for f in again.files} == {IngestStatus.UPDATED} and again.chunks == first.chunks
+    assert len(fake.calls) > calls  # encoded again, not served from the encoding cache of the old splitting
 
 
 def test_changed_file_is_replaced_and_nothing_duplicated(rosetta: Rosetta, demo_copy: Path) -> None:

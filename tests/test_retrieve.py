@@ -18,8 +18,8 @@ from rag.config import Config, GenerationConfig, GeneratorKind, RetrievalConfig,
 from rag.errors import ConfigError, GenerationError, StoreError
 from rag.rosetta import Rosetta
 from rag.search.fusion import rrf
-from rag.search.retriever import bm25_idf
 from rag.types import Chunk, Filter, Hit, LegScore, SearchMode, Storage
+from rag.words import bm25_idf
 from tests.fakes import HashEncoder
 from tests.llm_server import MODEL, LlmServer, openai_completion, openai_error, serve
 from tests.test_store import OPERATOR_CLASSES
@@ -489,7 +489,8 @@ def test_a_translator_given_to_open_wins_over_translate_with_llm(config: Config,
     ("translated_choice_margin = nan", "retrieval.translated_choice_margin must be a number >= 0"),
     ("shared_choice_weight = -0.1", ("retrieval weights must be numbers >= 0, got dense 1.0, sparse 0.1, latent "
                                      "0.15, latent choice 0.2, shared choice -0.1")),
-    ("shared_choice_weight = inf", "shared choice inf"),
+    ("shared_choice_weight = inf", ("retrieval weights must be numbers >= 0, got dense 1.0, sparse 0.1, latent "
+                                    "0.15, latent choice 0.2, shared choice inf")),
 ])
 def test_bad_retrieval_settings_are_refused_with_the_value(tmp_path: Path, setting: str, message: str) -> None:
     path = tmp_path / "config.toml"

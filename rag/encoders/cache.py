@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
 from rag.types import Encoder, Encoding, LatentEncoder, SparseVector, latent_dim
+from rag.words import TERMS_VERSION
 
 _T = TypeVar("_T")
 
@@ -91,10 +92,17 @@ class CachedEncoder(Wrapping):
         name (BGE-M3 in int8) declares its own ``cache_name``."""
         return str(getattr(self.inner, "cache_name", self.inner.name))
 
+    @property
+    def encodings_name(self) -> str:
+        """The name encodings (dense and sparse) are kept under: the cache name, and for an encoder whose
+        lexical weights are term frequencies (rag.words.terms) the version of the term splitting, so encodings
+        made with an older splitting are not reused (latent terms do not depend on it)."""
+        return f"{self.cache_name}+{TERMS_VERSION}" if self.inner.lexical_idf else self.cache_name
+
     def _encode(self, kind: str, texts: Sequence[str]) -> list[Encoding]:
         encode = self.inner.encode_queries if kind == "query" else self.inner.encode_passages
-        return _read_through(kind, texts, self.cache_name, self.cache.cached_encodings, self.cache.cache_encodings,
-                             encode)
+        return _read_through(kind, texts, self.encodings_name, self.cache.cached_encodings,
+                             self.cache.cache_encodings, encode)
 
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """Passage encodings, from the cache where possible."""

@@ -3,8 +3,9 @@
 Terms come from rag.words: words are runs of letters, marks and digits (so Devanagari vowel signs
 stay inside words); scripts written without spaces (Han, kana, Thai, Lao, Khmer, Myanmar) become
 overlapping character bigrams, the usual choice for CJK retrieval when no segmenter is at hand. Terms
-are hashed into a fixed sparse space. Passages get BM25's saturated term frequency; queries get weight 1 per distinct term,
-so their inner product is BM25 without the IDF factor, which the retriever applies from corpus counts.
+are hashed into a fixed sparse space. Passages get BM25's saturated term frequency; queries get weight 1
+per distinct term, so their inner product is BM25 without the IDF factor, which the retriever applies
+from corpus counts.
 """
 
 from __future__ import annotations

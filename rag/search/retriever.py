@@ -11,7 +11,6 @@ With ``translate_dense`` each translation also runs a dense leg among its langua
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import OrderedDict
@@ -41,7 +40,7 @@ from rag.types import (
     check_text,
     latent_dim,
 )
-from rag.words import surviving_words
+from rag.words import bm25_idf, surviving_words
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +52,6 @@ def _within(where: Filter | None, languages: tuple[str, ...]) -> Filter | None:
     """``where`` narrowed to ``languages`` (None when none of them is left)."""
     allowed = tuple(code for code in languages if not (where and where.languages) or code in where.languages)
     return replace(where or Filter(), languages=allowed) if allowed else None
-
-
-def bm25_idf(total: int, frequency: int) -> float:
-    """BM25's inverse document frequency (never negative)."""
-    return math.log(1.0 + (total - frequency + 0.5) / (frequency + 0.5))
 
 
 @dataclass(slots=True)

@@ -17,9 +17,9 @@ import numpy as np
 
 from rag.answer.dialogue import GenerationRequest, Passage, Reply
 from rag.answer.prompts import Frame, extractive_frame
-from rag.centering import Centering, LatentQuery, plain, shared_shares, stratified
+from rag.centering import Centering, LatentQuery, plain, stratified
 from rag.types import Chunk, Encoder, LatentEncoder, latent_dim, one_line
-from rag.words import surviving_words
+from rag.words import shared_shares, surviving_words
 
 # Shorter sentences ("Hinweis:", "1.2 Filter") are headings or list labels, not statements worth quoting.
 # Wide (CJK) characters count twice, so a six-character Japanese sentence still qualifies.
@@ -112,8 +112,9 @@ class ExtractiveGenerator:
         candidates = [(text, passage) for passage in passages for text in self._sentences(passage)]
         if not candidates:
             return []
+        texts = [text for text, _ in candidates]
         (query,) = self.encoder.encode_queries([question])
-        sentence_vectors = np.stack([e.dense for e in self.encoder.encode_passages([t for t, _ in candidates])])
+        sentence_vectors = np.stack([e.dense for e in self.encoder.encode_passages(texts)])
         languages = [p.hit.chunk.language for _, p in candidates]
         plain_scores = self._scores(plain(), query.dense, sentence_vectors, languages, passages, candidates)
         if centering is None:
@@ -122,7 +123,6 @@ class ExtractiveGenerator:
             # Within a language sentences keep their plain order; centred scores only interleave languages.
             neutral = self._scores(centering, centering.chunks.query(query.dense, language), sentence_vectors,
                                    languages, passages, candidates)
-            texts = [t for t, _ in candidates]
             neutral = neutral + self._latent_bonus(centering, question, texts, languages, language)
             if centering.shared_choice_weight:
                 # A sentence holding the question's codes or numbers, as search's language choice counts them.
