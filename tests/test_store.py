@@ -233,3 +233,10 @@ def test_every_storage_keeps_the_language_neutral_leg_through_its_language_index
             exact = store.neutral_dense_search(collection, q, "en", centering, 10, where, exact_below=10**9)
             assert len(indexed) == len(exact) == 50  # k per language, none cut short by the filter
             assert len({h.chunk.id for h in indexed[:10]} & {h.chunk.id for h in exact[:10]}) >= 9
+
+
+def test_pooled_connections_prepare_no_statements(store: PgStore) -> None:
+    # A prepared statement's generic plan can differ from the custom plan (HNSW index against an exact scan),
+    # and search results then depend on how often a statement has run.
+    with store.pool.connection() as conn:
+        assert conn.prepare_threshold is None
