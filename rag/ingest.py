@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from rag.chunk import chunk_text, encoded_text
+from rag.encoders.cache import encodings_version
 from rag.errors import ConnectorError, EncoderError
 from rag.store import PgStore
 from rag.types import (
@@ -30,7 +31,6 @@ from rag.types import (
     SentenceVector,
     latent_dim,
 )
-from rag.words import TERMS_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +201,9 @@ def _failed(document: Document, exc: EncoderError) -> FileReport:
 def prepare_document(p: Pipeline, document: Document, previous: str | None) -> Prepared | FileReport:
     """The document chunked for writing, or its report when it is unchanged (skipped before any encoding),
     empty, or failed."""
-    # An encoder whose lexical weights are term frequencies is keyed by the term splitting's version too, so a
-    # change to it re-encodes stored chunks (the encoding cache keys them the same way: rag/encoders/cache.py).
-    key = (f"{PIPELINE_VERSION}:{p.max_tokens}:{p.encoder.name}" + (":sentences" if p.split else "")
-           + (":headings" if p.heading_context else "") + (":latent" if _latent(p) else "")
-           + (f":{TERMS_VERSION}" if p.encoder.lexical_idf else ""))
+    key = (f"{PIPELINE_VERSION}:{p.max_tokens}:{p.encoder.name}{encodings_version(p.encoder)}"
+           + (":sentences" if p.split else "") + (":headings" if p.heading_context else "")
+           + (":latent" if _latent(p) else ""))
     digest = content_hash(document, key)
     if previous == digest:
         return FileReport(document.uri, IngestStatus.UNCHANGED, None)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import rag.encoders.cache
-import rag.ingest
 from rag.config import Config
 from rag.errors import SchemaMismatch
 from rag.ingest import IngestReport, IngestStatus
@@ -85,7 +84,6 @@ def test_a_new_term_splitting_re_encodes_every_chunk_at_the_next_ingest(rosetta:
     # Stored lexical weights made with an older rag.words.terms would never match a question's new terms.
     first = rosetta.ingest([demo_copy])
     calls = len(fake.calls)
-    monkeypatch.setattr(rag.ingest, "TERMS_VERSION", "terms-test")
     monkeypatch.setattr(rag.encoders.cache, "TERMS_VERSION", "terms-test")
     again = rosetta.ingest([demo_copy])
     assert {f.status for f in again.files} == {IngestStatus.UPDATED} and again.chunks == first.chunks

@@ -33,6 +33,13 @@ class EncodingCache(Protocol):
         ...
 
 
+def encodings_version(encoder: Encoder) -> str:
+    """What an encoder's encodings depend on beyond its name: for one whose lexical weights are term
+    frequencies (rag.words.terms), ``+`` and the term splitting's version, else nothing. The encoding cache
+    and the ingest key both carry it, so a new splitting re-encodes stored chunks at the next ingest."""
+    return f"+{TERMS_VERSION}" if encoder.lexical_idf else ""
+
+
 def text_hash(kind: str, text: str) -> str:
     """Cache key of ``text`` encoded as ``kind`` (passage or query)."""
     return hashlib.sha256(f"{kind}\0{text}".encode()).hexdigest()
@@ -94,10 +101,9 @@ class CachedEncoder(Wrapping):
 
     @property
     def encodings_name(self) -> str:
-        """The name encodings (dense and sparse) are kept under: the cache name, and for an encoder whose
-        lexical weights are term frequencies (rag.words.terms) the version of the term splitting, so encodings
-        made with an older splitting are not reused (latent terms do not depend on it)."""
-        return f"{self.cache_name}+{TERMS_VERSION}" if self.inner.lexical_idf else self.cache_name
+        """The name encodings (dense and sparse) are kept under: the cache name and the
+        :func:`encodings_version` (latent terms do not depend on it)."""
+        return self.cache_name + encodings_version(self.inner)
 
     def _encode(self, kind: str, texts: Sequence[str]) -> list[Encoding]:
         encode = self.inner.encode_queries if kind == "query" else self.inner.encode_passages
