@@ -91,14 +91,14 @@ class Retriever:
 
     def _fused(self, query: str, where: Filter | None, mode: SearchMode, translate: bool) -> list[Hit]:
         rankings, weights, languages, translated = self._legs(query, where, mode, translate)
-        if len(rankings) == 1:
-            return rankings[0]
-        if self._neutral(mode):
+        if self._neutral(mode):  # also with the dense leg alone: the question's codes still choose the language
             dense, *legs = shared_evidence([rankings[0], *translated.values()], surviving_words(query),
                                            self.settings.shared_choice_weight)
             choice = translated_choice(dense, dict(zip(translated, legs, strict=True)),
                                        self.settings.translated_choice_margin)
             return rrf_by_language(rankings[0], rankings, self.settings.rrf_k, weights, choice=choice)
+        if len(rankings) == 1:
+            return rankings[0]
         return rrf(rankings, self.settings.rrf_k, weights, self._language_weight(languages))
 
     def _neutral(self, mode: SearchMode) -> bool:
