@@ -6,8 +6,9 @@ Rosetta's detector (rag/lang.py) screens a text with lingua's small trigram mode
 models decide among the screen's best ``candidates`` languages, so a one-shot command loads a few models
 instead of all of them. The reference is what Rosetta did before, ``LanguageDetector.load(candidates=None)``:
 lingua's accurate detector over all default languages, every model preloaded, unsure below a relative
-distance of 0.05, after the same script shortcuts. On XQuAD's questions
-(short: the hard case) and paragraphs (the first 400 characters, chunk-sized), this prints for each
+distance of 0.05, after the same script shortcuts. On XQuAD's questions, our short product questions
+(``evals/short_questions.tsv``: a few words and a code, the hardest case) and XQuAD's paragraphs (the first 400
+characters, chunk-sized), this prints for each
 ``candidates`` setting the accuracy against the file's language, the agreement with the reference and the
 undetermined count; and the seconds and resident memory each detector needed to load (measured in this
 process, so the reference's load is measured last). With ``--manuals``, also every chunk of the manuals
@@ -32,17 +33,34 @@ from rag.lang import LanguageDetector
 XQUAD_LANGUAGES = ("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi")  # ro is not a default
 PARAGRAPH_CHARS = 400
 DOCUMENT_CHARS = 4000  # rag/ingest.py detects a document's language on its start
+SHORT_QUESTIONS = Path(__file__).with_name("short_questions.tsv")
 
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _texts(data: Path, languages: tuple[str, ...]) -> dict[str, list[tuple[str, str]]]:
+def _texts(data: Path, languages: tuple[str, ...], short: Path | None) -> dict[str, list[tuple[str, str]]]:
     dataset = load_xquad(data, languages)
     questions = [(q.language, q.text) for lang in languages for q in dataset.queries[lang]]
     paragraphs = [(lang, d.text[:PARAGRAPH_CHARS]) for lang in languages for d in dataset.documents[lang]]
-    return {"questions": questions, "paragraphs": paragraphs}
+    texts = {"questions": questions}
+    if short is not None:
+        texts["short questions"] = _short_questions(short)
+    return texts | {"paragraphs": paragraphs}
+
+
+def _short_questions(path: Path) -> list[tuple[str, str]]:
+    """(language, question) rows of a file of tab-separated lines; lines starting with # are comments."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        language, tab, question = line.partition("\t")
+        if not tab or not question.strip():
+            raise ValueError(f"{path}:{number}: expected a language code, a tab and a question, got {line!r}")
+        rows.append((language.strip(), question.strip()))
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +116,8 @@ def _score(answers: list[str | None], reference: list[str | None], gold: list[st
 
 
 def measure(data: Path, languages: tuple[str, ...], settings: tuple[int, ...],
-            manuals: Path | None = None) -> dict[str, Any]:
-    texts = _texts(data, languages)
+            manuals: Path | None = None, short: Path | None = None) -> dict[str, Any]:
+    texts = _texts(data, languages, short)
     started, rss = time.perf_counter(), _rss_mb()
     screened = {k: LanguageDetector.load(candidates=k) for k in settings}
     load = {"screen_s": round((time.perf_counter() - started) / len(settings), 3),
@@ -148,10 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--languages", default=",".join(XQUAD_LANGUAGES))
     parser.add_argument("--candidates", default="1,2,3,4,5", help="candidate counts to compare")
     parser.add_argument("--manuals", type=Path, help="also label the chunks of these manuals")
+    parser.add_argument("--short", type=Path, default=SHORT_QUESTIONS,
+                        help="short questions, one 'language<TAB>question' a line (default: %(default)s)")
     parser.add_argument("--out", type=Path, help="directory for bench_lang.json")
     args = parser.parse_args(argv)
     settings = tuple(int(k) for k in args.candidates.split(","))
-    report = measure(args.data, tuple(args.languages.split(",")), settings, args.manuals)
+    report = measure(args.data, tuple(args.languages.split(",")), settings, args.manuals, args.short)
     publish_bench(_table(report), report, args.out, "bench_lang")
 
 

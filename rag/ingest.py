@@ -35,7 +35,7 @@ from rag.types import (
 log = logging.getLogger(__name__)
 
 # Part of every content hash: bump it when chunking or chunk labelling changes, so re-ingest rebuilds the chunks.
-PIPELINE_VERSION = "chunk-v3"
+PIPELINE_VERSION = "chunk-v4"
 _DETECT_CHARS = 4000
 
 

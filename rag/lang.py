@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import lingua
 
+from rag.words import without_identifiers
+
 UNDETERMINED = "und"
 
 DEFAULT_LANGUAGES: tuple[str, ...] = (
@@ -51,6 +53,9 @@ _PRIOR_SCRIPTS = {
     "hi": re.compile(r"[\u0900-\u097f]"),
 }  # fmt: skip
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
+# An inverted question or exclamation mark opening a sentence or a clause: Spanish punctuation ("Hola, ¿qué es?");
+# one inside a sentence may be a quote ("The sign says ¡Peligro!").
+_INVERTED = re.compile(r"(?:^|[.!?,;:…])\s*[¿¡]", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +65,12 @@ class _ScriptCounts:
     hangul: int
     kana: int
     han: int
+    latin: int
+    inverted: int  # ¿ and ¡ opening a sentence or clause
 
     @classmethod
     def of(cls, text: str) -> _ScriptCounts:
-        letters, thai, hangul, kana, han = (
-            len(p.findall(text)) for p in (_LETTER, _THAI, _HANGUL, _KANA, _HAN)
-        )
-        return cls(letters, thai, hangul, kana, han)
+        return cls(*(len(p.findall(text)) for p in (_LETTER, _THAI, _HANGUL, _KANA, _HAN, _LATIN, _INVERTED)))
 
     def majority(self, script_letters: int) -> bool:
         return 2 * script_letters > self.letters
@@ -151,13 +155,19 @@ class LanguageDetector:
         when nothing in the text speaks against it (see PRIOR_LETTERS).
         """
         text = _MARKUP.sub(" ", text)
-        counts = _ScriptCounts.of(text)
-        if counts.letters < self.min_letters:
+        if _ScriptCounts.of(text).letters < self.min_letters:
             return None
-        shortcut = self._script_shortcut(counts)
+        # Identifiers (HX-BK1, E22) are written alike in every language: the language is in the other words.
+        text = without_identifiers(text)
+        counts = _ScriptCounts.of(text)
+        shortcut = self._script_shortcut(counts) if counts.letters else None
         if shortcut is not None:
             return shortcut
+        if counts.letters < self.min_letters:
+            return None
         prior = prior if prior in self.languages else None
+        if prior is None and counts.inverted and "es" in self.languages:
+            prior = "es"  # of the languages lingua knows, only Spanish (and Galician, Asturian) opens with ¿ and ¡
         if prior is not None and counts.letters < PRIOR_LETTERS and _script_allows(prior, text, counts):
             return prior
         found = self._decide(text, counts, prior)
@@ -216,7 +226,7 @@ def _script_allows(prior: str, text: str, counts: _ScriptCounts) -> bool:
     own = _PRIOR_SCRIPTS.get(prior)
     if own is not None and own.search(text) is not None:
         return True
-    return counts.majority(len(_LATIN.findall(text)))
+    return counts.majority(counts.latin)
 
 
 def normalize_language(code: str) -> str:

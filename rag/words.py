@@ -34,6 +34,19 @@ def terms(text: str) -> list[str]:
     return found
 
 
+# An identifier: a run of letters and digits holding a digit, with the parts it is joined to by - . / _ (HX-BK1,
+# E22, v2.4, 6.000), outside unspaced scripts so "エラーE22の" keeps its Japanese.
+_CHAR = rf"(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}\p{{N}}])"
+_IDENTIFIER = regex.compile(rf"(?:{_CHAR}+[-./_])*{_CHAR}*\p{{N}}{_CHAR}*(?:[-./_]{_CHAR}+)*")
+
+
+def without_identifiers(text: str) -> str:
+    """``text`` with its identifiers (words holding a digit, with the parts joined to them: HX-BK1, E22, v2.4,
+    6.000) blanked: they are written alike in every language, so they tell nothing of the text's language and
+    their letters mislead a language detector ("Qué es HX-BK1?", "HX-BK1とは？")."""
+    return str(_IDENTIFIER.sub(" ", text))
+
+
 _LATIN_WORD = regex.compile(r"^[\p{Latin}\p{M}\p{N}]+$")
 
 

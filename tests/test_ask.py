@@ -193,6 +193,21 @@ def test_a_session_rewrites_follow_ups_before_searching(rosetta: Rosetta, script
     assert session.answers == []
 
 
+def test_a_follow_up_too_short_to_tell_keeps_the_conversations_language(
+        rosetta: Rosetta, scripted: ScriptedGenerator) -> None:
+    scripted.script += [citing("Luftfilter", "Laut Handbuch"), Reply("Wie oft wird der Filter HX-F07 gewechselt?"),
+                        citing("Luftfilter", "Laut Handbuch")]
+    session = rosetta.session()
+    assert session.ask("Wie oft muss der Luftfilter gewechselt werden?").language == "de"
+    # A code alone tells no language; the conversation is in German, so the answer is too (not English).
+    follow_up = session.ask("HX-F07?")
+    assert follow_up.language == "de"
+    assert "Write the whole answer in German" in scripted.requests[2].messages[0].content
+    # Without a conversation there is nothing to go on but the default.
+    scripted.script.append(citing("Luftfilter"))
+    assert rosetta.ask("HX-F07?").language == "en"
+
+
 def test_language_override_and_errors(rosetta: Rosetta, scripted: ScriptedGenerator) -> None:
     scripted.script.append(Reply("Der Luftfilter wird alle sechs Monate gewechselt, so steht es im Handbuch [1]."))
     answer = rosetta.ask(QUESTION, language="de")

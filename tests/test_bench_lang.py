@@ -74,3 +74,17 @@ def test_bench_cli_times_each_command_and_rejects_a_failing_one(tmp_path: Path, 
     monkeypatch.setattr(bench_cli, "ROOT", tmp_path)  # no demo/manuals there: the ingest fails
     with pytest.raises(SystemExit, match="ingest .* exited with"):
         bench_cli.measure(tmp_path / "again", 1, None)
+
+
+def test_bench_lang_scores_short_questions_from_a_file_and_names_a_bad_line(tmp_path: Path) -> None:
+    _write_xquad(tmp_path)
+    short = tmp_path / "short.tsv"
+    short.write_text("# language, tab, question\nja\tHX-BK1とは？\nes\t¿Qué es el HX-BK1?\nde\tHX-BK1?\n",
+                     encoding="utf-8")
+    row = measure(tmp_path, ("en", "de"), (4,), short=short)["results"]["short questions"]
+    # The code alone has no language: 2 of 3 right, 1 undetermined.
+    assert row["texts"] == 3
+    assert row["candidates=4"] == {"accuracy": round(2 / 3, 4), "agreement": 1.0, "undetermined": 1}
+    short.write_text("ja\tHX-BK1とは？\nes ¿Qué es?\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"short.tsv:2: expected a language code, a tab and a question"):
+        measure(tmp_path, ("en", "de"), (4,), short=short)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.lang import DEFAULT_LANGUAGES, LanguageDetector, language_name, normalize_language
+from rag.words import without_identifiers
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +209,46 @@ def test_markup_is_not_read_as_language(detector: LanguageDetector) -> None:
     # The Latin letters of link targets, anchors and URLs outnumber the Japanese text; they are not words.
     text = "設定は[コレクターの設定](https://opentelemetry.io/docs/collector/configuration/#receivers)を参照。"
     assert detector.detect(text) == "ja"
+
+
+# Identifiers are written alike in every language, so their letters must not vote: before they were blanked,
+# "HX-BK1" outweighed the two kana of "とは" (None), and "Wofür ist HX-BK1?" read as Swedish.
+@pytest.mark.parametrize(
+    ("code", "question"),
+    [
+        ("ja", "HX-BK1とは？"),
+        ("ar", "ما هو HX-BK1؟"),
+        ("he", "מה זה HX-BK1?"),
+        ("de", "Wofür ist HX-BK1?"),
+        ("es", "¿Qué es el HX-BK1?"),  # fr before, as lingua's full models still say without the ¿
+        ("es", "¿Qué significa el código E31?"),  # unsure between es and pt before
+        ("es", "Hola, ¿qué es el HX-BK1?"),
+    ],
+)
+def test_identifiers_tell_no_language_and_an_opening_inverted_mark_tells_spanish(
+    detector: LanguageDetector, code: str, question: str
+) -> None:
+    assert detector.detect(question) == code
+
+
+def test_a_text_of_identifiers_alone_has_no_language_and_a_quoted_inverted_mark_is_no_spanish(
+    detector: LanguageDetector,
+) -> None:
+    for text in ("HX-BK1?", "E22 / E31", "v2.4.1-rc1", "HX-F07 HX-F08 HX-BK1"):
+        assert detector.detect(text) is None, text
+    assert detector.detect("The sign says ¡Peligro! Keep the cover closed.") == "en"
+
+
+@pytest.mark.parametrize(
+    ("text", "blanked"),
+    [
+        ("Qué es HX-BK1?", "Qué es  ?"),
+        ("Is the HX-200 compatible with firmware 2.4?", "Is the   compatible with firmware  ?"),
+        ("エラーE22の意味は？", "エラー の意味は？"),  # the code ends where the kana begin
+        ("E22是什么意思", " 是什么意思"),
+        ("x86_64 build, 6.000 Euro, v1.2.3-beta", "  build,   Euro,  "),
+        ("No digits here", "No digits here"),
+    ],
+)
+def test_without_identifiers_blanks_words_holding_a_digit_with_their_joined_parts(text: str, blanked: str) -> None:
+    assert without_identifiers(text) == blanked

@@ -4,7 +4,7 @@ in whatever language it is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 from rag.config import Config, RetrievalConfig
 from rag.rosetta import Rosetta
 from rag.store import PgStore
-from rag.types import Filter, SearchMode
+from rag.types import Encoder, Encoding, Filter, SearchMode
 from tests.fakes import HashEncoder, LatentHashEncoder
 from tests.stats import STATS_DRIFT
 
@@ -113,18 +113,47 @@ def test_the_spanish_air_filter_answer_quotes_only_the_filter_passage(rosetta: R
     assert answer.language == "es" and not answer.problems
 
 
-@pytest.mark.parametrize("question", ["Qué es HX-BK1?", "¿Qué es el HX-BK1?", "Wofür ist HX-BK1?"])
+@pytest.mark.parametrize("question", ["Qué es HX-BK1?", "What is HX-BK1?", "ما هو HX-BK1؟", "¿Qué es el HX-BK1?",
+                                      "Wofür ist HX-BK1?"])
 def test_a_code_the_question_names_chooses_the_language_that_holds_it(rosetta: Rosetta, question: str) -> None:
-    # Only the English FAQ names the backup switch; the Spanish warranty passage won for its dense score.
-    rosetta.retriever().settings = RetrievalConfig(shared_choice_weight=0.0)
-    (before,) = rosetta.search(question, k=1)
-    assert before.chunk.language == "es"
-    rosetta.retriever().settings = RetrievalConfig()
     (hit,) = rosetta.search(question, k=1)
     assert "HX-BK1" in hit.chunk.text and hit.chunk.language == "en"
     answer = rosetta.ask(question)
     assert answer.text.split("\n> ")[1].startswith("Only with the optional backup switch HX-BK1 installed.")
     assert "faq.html" in {Path(c.uri).name for c in answer.citations}
+
+
+@pytest.mark.parametrize("question", ["Qué es HX-BK1?", "What is HX-BK1?", "ما هو HX-BK1؟"])
+def test_without_the_codes_evidence_the_dense_score_chooses_another_language(rosetta: Rosetta, question: str) -> None:
+    # Only the English FAQ names the backup switch; the Spanish warranty passage wins for its dense score.
+    rosetta.retriever().settings = RetrievalConfig(shared_choice_weight=0.0)
+    (hit,) = rosetta.search(question, k=1)
+    assert hit.chunk.language == "es" and "HX-BK1" not in hit.chunk.text
+
+
+class _DenseOnly:
+    """The offline encoder without its lexical weights: a plugin encoder that has no lexical legs."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
+        return [replace(e, sparse=None) for e in self._inner.encode_passages(texts)]
+
+    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
+        return [replace(e, sparse=None) for e in self._inner.encode_queries(texts)]
+
+
+def test_a_code_chooses_the_language_without_lexical_legs_too(config: Config, demo_copy: Path) -> None:
+    # Hybrid search over the dense leg alone used to return it as it was, without the codes' evidence.
+    with Rosetta.open(config) as plain, Rosetta.open(config, encoder=_DenseOnly(plain.encoder())) as opened:  # type: ignore[arg-type]
+        opened.ingest([demo_copy])
+        (hit,) = opened.search("What is HX-BK1?", k=1)
+        assert [leg.leg for leg in hit.legs] == ["dense"]
+        assert "HX-BK1" in hit.chunk.text and hit.chunk.language == "en"
 
 
 def test_a_language_with_one_chunk_is_still_found(rosetta: Rosetta, demo_copy: Path) -> None:

@@ -30,11 +30,13 @@ SHORT_FOLLOW_UP_WORDS = 6
 SHORT_FOLLOW_UP_CHARS = 48
 
 
-def answer_language(requested: str | None, question: str, detect: Callable[[str], str | None]) -> str:
-    """The requested language (validated), else the question's detected language, else English."""
+def answer_language(requested: str | None, question: str, detect: Callable[[str], str | None],
+                    history: Sequence[Answer] = ()) -> str:
+    """The requested language (validated), else the question's detected language, else the language of the
+    conversation's last answer (a follow-up too short to tell, "Und HX-F07?"), else English."""
     if requested:
         return normalize_language(requested)
-    return detect(question) or "en"
+    return detect(question) or (history[-1].language if history else "en")
 
 
 def rewrite(generator: Generator, history: Sequence[Answer], question: str, language: str
@@ -82,7 +84,7 @@ def answer_steps(parts: AnswerParts, question: str, language: str | None, where:
     """The answer loop for one question (a follow-up is made standalone first), wired to ``parts``."""
     require_question(question)
     g, generator = parts.settings, parts.generator
-    target = answer_language(language, question, parts.detect)
+    target = answer_language(language, question, parts.detect, history)
     standalone, step = rewrite(generator, history, question, target)
     threshold = g.support_threshold if g.support_threshold is not None else support_threshold(parts.encoder.name)
     check = partial(cite, encoder=parts.encoder, split=split_prose, detect=parts.detect, threshold=threshold)
