@@ -28,7 +28,7 @@ from typing import Any
 
 from evals.datasets import load_xquad
 from evals.report import publish_bench
-from rag.lang import LanguageDetector
+from rag.lang import LanguageDetector, normalize_language
 
 XQUAD_LANGUAGES = ("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi")  # ro is not a default
 PARAGRAPH_CHARS = 400
@@ -59,7 +59,7 @@ def _short_questions(path: Path) -> list[tuple[str, str]]:
         language, tab, question = line.partition("\t")
         if not tab or not question.strip():
             raise ValueError(f"{path}:{number}: expected a language code, a tab and a question, got {line!r}")
-        rows.append((language.strip(), question.strip()))
+        rows.append((normalize_language(language), question.strip()))
     return rows
 
 
@@ -166,12 +166,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--languages", default=",".join(XQUAD_LANGUAGES))
     parser.add_argument("--candidates", default="1,2,3,4,5", help="candidate counts to compare")
     parser.add_argument("--manuals", type=Path, help="also label the chunks of these manuals")
-    parser.add_argument("--short", type=Path, default=SHORT_QUESTIONS,
-                        help="short questions, one 'language<TAB>question' a line (default: %(default)s)")
+    parser.add_argument("--short", default=str(SHORT_QUESTIONS),
+                        help="short questions, one 'language<TAB>question' a line ('' for none; default: %(default)s)")
     parser.add_argument("--out", type=Path, help="directory for bench_lang.json")
     args = parser.parse_args(argv)
     settings = tuple(int(k) for k in args.candidates.split(","))
-    report = measure(args.data, tuple(args.languages.split(",")), settings, args.manuals, args.short)
+    short = Path(args.short) if args.short else None
+    report = measure(args.data, tuple(args.languages.split(",")), settings, args.manuals, short)
     publish_bench(_table(report), report, args.out, "bench_lang")
 
 

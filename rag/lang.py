@@ -53,9 +53,9 @@ _PRIOR_SCRIPTS = {
     "hi": re.compile(r"[\u0900-\u097f]"),
 }  # fmt: skip
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\u1e00-\u1eff]")
-# An inverted question or exclamation mark opening a sentence or a clause: Spanish punctuation ("Hola, ¿qué es?");
-# one inside a sentence may be a quote ("The sign says ¡Peligro!").
-_INVERTED = re.compile(r"(?:^|[.!?,;:…])\s*[¿¡]", re.MULTILINE)
+# An inverted question or exclamation mark opening the text or a sentence (after a list mark or an opening quote):
+# Spanish punctuation. One after a comma or colon may open a quote in another language ("The sign says: ¡Peligro!").
+_INVERTED = re.compile(r"(?:^|[.!?…])[\s\-–—*•\"“«(]*[¿¡]", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +66,7 @@ class _ScriptCounts:
     kana: int
     han: int
     latin: int
-    inverted: int  # ¿ and ¡ opening a sentence or clause
+    inverted: int  # ¿ and ¡ opening the text or a sentence
 
     @classmethod
     def of(cls, text: str) -> _ScriptCounts:
@@ -154,20 +154,19 @@ class LanguageDetector:
         ``prior``: the language the text most likely has (its document's, at ingest); a short text takes it
         when nothing in the text speaks against it (see PRIOR_LETTERS).
         """
-        text = _MARKUP.sub(" ", text)
-        if _ScriptCounts.of(text).letters < self.min_letters:
-            return None
         # Identifiers (HX-BK1, E22) are written alike in every language: the language is in the other words.
-        text = without_identifiers(text)
+        text = without_identifiers(_MARKUP.sub(" ", text))
         counts = _ScriptCounts.of(text)
-        shortcut = self._script_shortcut(counts) if counts.letters else None
+        if counts.letters == 0:
+            return None
+        shortcut = self._script_shortcut(counts)
         if shortcut is not None:
             return shortcut
         if counts.letters < self.min_letters:
             return None
         prior = prior if prior in self.languages else None
         if prior is None and counts.inverted and "es" in self.languages:
-            prior = "es"  # of the languages lingua knows, only Spanish (and Galician, Asturian) opens with ¿ and ¡
+            prior = "es"  # of the languages lingua knows, only Spanish opens a sentence with ¿ or ¡
         if prior is not None and counts.letters < PRIOR_LETTERS and _script_allows(prior, text, counts):
             return prior
         found = self._decide(text, counts, prior)

@@ -34,17 +34,30 @@ def terms(text: str) -> list[str]:
     return found
 
 
-# An identifier: a run of letters and digits holding a digit, with the parts it is joined to by - . / _ (HX-BK1,
-# E22, v2.4, 6.000), outside unspaced scripts so "エラーE22の" keeps its Japanese.
+# A word with the parts joined to it by - . / _ (HX-BK1, v2.4.1-rc1, 24-Stunden-Service), outside unspaced scripts
+# so "エラーE22の" keeps its Japanese; matched once per word, so the cost is linear in the text.
 _CHAR = rf"(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}\p{{N}}])"
-_IDENTIFIER = regex.compile(rf"(?:{_CHAR}+[-./_])*{_CHAR}*\p{{N}}{_CHAR}*(?:[-./_]{_CHAR}+)*")
+_JOINED = regex.compile(rf"{_CHAR}+(?:[-./_]{_CHAR}+)*")
+_JOINER = regex.compile(r"([-./_])")
+_DIGIT = regex.compile(r"\p{N}")
 
 
 def without_identifiers(text: str) -> str:
-    """``text`` with its identifiers (words holding a digit, with the parts joined to them: HX-BK1, E22, v2.4,
-    6.000) blanked: they are written alike in every language, so they tell nothing of the text's language and
-    their letters mislead a language detector ("Qué es HX-BK1?", "HX-BK1とは？")."""
-    return str(_IDENTIFIER.sub(" ", text))
+    """``text`` (NFKC-normalized, as :func:`terms` reads it) with its identifiers blanked: they are written
+    alike in every language, so they tell nothing of the text's language and their letters mislead a language
+    detector ("Qué es HX-BK1?", "HX-BK1とは？").
+
+    An identifier is a word holding a digit and, in a word joined by - . / _ that holds one, the parts that hold a
+    digit or are written in capitals alone: "HX-BK1", "E22", "v2.4.1-rc1" go; "24-Stunden-Service" keeps
+    "Stunden-Service", "3.Juli" keeps "Juli"."""
+    return str(_JOINED.sub(_blank_identifier, unicodedata.normalize("NFKC", text)))
+
+
+def _blank_identifier(match: regex.Match[str]) -> str:
+    word = str(match[0])
+    if _DIGIT.search(word) is None:
+        return word
+    return "".join(" " if _DIGIT.search(part) or part.isupper() else part for part in _JOINER.split(word))
 
 
 _LATIN_WORD = regex.compile(r"^[\p{Latin}\p{M}\p{N}]+$")

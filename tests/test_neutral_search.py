@@ -4,7 +4,7 @@ in whatever language it is written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +13,8 @@ import pytest
 from rag.config import Config, RetrievalConfig
 from rag.rosetta import Rosetta
 from rag.store import PgStore
-from rag.types import Encoder, Encoding, Filter, SearchMode
-from tests.fakes import HashEncoder, LatentHashEncoder
+from rag.types import Filter, SearchMode
+from tests.fakes import DenseOnlyEncoder, HashEncoder, LatentHashEncoder
 from tests.stats import STATS_DRIFT
 
 
@@ -131,26 +131,14 @@ def test_without_the_codes_evidence_the_dense_score_chooses_another_language(ros
     assert hit.chunk.language == "es" and "HX-BK1" not in hit.chunk.text
 
 
-class _DenseOnly:
-    """The offline encoder without its lexical weights: a plugin encoder that has no lexical legs."""
-
-    def __init__(self, inner: Encoder) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
-
-    def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
-        return [replace(e, sparse=None) for e in self._inner.encode_passages(texts)]
-
-    def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
-        return [replace(e, sparse=None) for e in self._inner.encode_queries(texts)]
-
-
 def test_a_code_chooses_the_language_without_lexical_legs_too(config: Config, demo_copy: Path) -> None:
     # Hybrid search over the dense leg alone used to return it as it was, without the codes' evidence.
-    with Rosetta.open(config) as plain, Rosetta.open(config, encoder=_DenseOnly(plain.encoder())) as opened:  # type: ignore[arg-type]
+    with Rosetta.open(config) as plain, Rosetta.open(config, encoder=DenseOnlyEncoder(plain.encoder())) as opened:
         opened.ingest([demo_copy])
+        opened.retriever().settings = RetrievalConfig(shared_choice_weight=0.0)
+        (before,) = opened.search("What is HX-BK1?", k=1)
+        assert before.chunk.language == "es" and "HX-BK1" not in before.chunk.text
+        opened.retriever().settings = RetrievalConfig()
         (hit,) = opened.search("What is HX-BK1?", k=1)
         assert [leg.leg for leg in hit.legs] == ["dense"]
         assert "HX-BK1" in hit.chunk.text and hit.chunk.language == "en"

@@ -156,6 +156,17 @@ def test_the_extractive_generator_answers_through_the_api(extractive: tuple[Rose
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == extension["text"]
 
 
+def test_a_follow_up_too_short_to_tell_is_answered_in_the_conversations_language(
+        extractive: tuple[Rosetta, str]) -> None:
+    # The client's earlier turns carry no language: the earlier question's tells it ("HX-F07?" alone tells none).
+    _, url = extractive
+    completion = _client(url, "no-key-needed-on-loopback").chat.completions.create(model="rosetta", messages=[
+        {"role": "user", "content": "Wie oft muss der Luftfilter gewechselt werden?"},
+        {"role": "assistant", "content": "Alle zwei Jahre [1]."}, {"role": "user", "content": "HX-F07?"}])
+    extension = (completion.model_extra or {})["rosetta"]
+    assert extension["question"] == "HX-F07?" and extension["language"] == "de"
+
+
 def test_models_collections_and_health(extractive: tuple[Rosetta, str]) -> None:
     _, url = extractive
     status = httpx.get(f"{url}/v1/collections").json()

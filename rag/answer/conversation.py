@@ -32,11 +32,17 @@ SHORT_FOLLOW_UP_CHARS = 48
 
 def answer_language(requested: str | None, question: str, detect: Callable[[str], str | None],
                     history: Sequence[Answer] = ()) -> str:
-    """The requested language (validated), else the question's detected language, else the language of the
-    conversation's last answer (a follow-up too short to tell, "Und HX-F07?"), else English."""
+    """The requested language (validated), else the question's detected language, else the conversation's (a
+    follow-up too short to tell, "HX-F07?": the latest earlier turn's answer language, or its question's
+    detected language for a turn a client sent without one), else English."""
     if requested:
         return normalize_language(requested)
-    return detect(question) or (history[-1].language if history else "en")
+    found = detect(question)
+    for earlier in reversed(history):
+        if found:
+            break
+        found = earlier.language or detect(earlier.question)
+    return found or "en"
 
 
 def rewrite(generator: Generator, history: Sequence[Answer], question: str, language: str
