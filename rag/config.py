@@ -289,6 +289,9 @@ class GenerationConfig:
     # e5-small and language-neutral scoring (README, "Quotes near the best only"); other encoders may want
     # their own.
     extractive_margin: float = 0.1
+    # The answer language when neither the question nor the conversation tells one ("HX-F07?": a code alone);
+    # checked against the known languages when Rosetta opens.
+    fallback_language: str = "en"
 
     def __post_init__(self) -> None:
         if not 0 <= self.extractive_passage_weight <= 1:
@@ -522,6 +525,7 @@ _ENV = {
     "ROSETTA_LLM_BASE_URL": ("generation", "base_url"),
     "ROSETTA_EXTRACTIVE_PASSAGE_WEIGHT": ("generation", "extractive_passage_weight"),
     "ROSETTA_EXTRACTIVE_MARGIN": ("generation", "extractive_margin"),
+    "ROSETTA_FALLBACK_LANGUAGE": ("generation", "fallback_language"),
     "ROSETTA_CORS_ORIGINS": ("serve", "cors_origins"),
     "ROSETTA_EMBEDDINGS_BASE_URL": ("embeddings", "base_url"),
     "ROSETTA_EMBEDDINGS_MODEL": ("embeddings", "model"),

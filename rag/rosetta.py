@@ -33,7 +33,7 @@ from rag.ingest import (
     plugin_target,
     run_ingest,
 )
-from rag.lang import LanguageDetector
+from rag.lang import LanguageDetector, language_name, normalize_language
 from rag.plugins import PluginContext, PluginKind, build_part
 from rag.plugins import names as plugin_names
 from rag.search.retriever import Retriever
@@ -109,7 +109,7 @@ class Rosetta:
         their Protocol; ``translator`` turns on the translated legs of cross-lingual search (without it,
         ``retrieval.translate_with_llm`` uses the configured language model).
         """
-        config = config or load_config()
+        config = _with_fallback_language(config or load_config())
         db = config.db
         database = Database.open(db.url, db.data_dir, db.pool_min, db.pool_max, db.timeout_s)
         if database.embedded and db.keep_alive_s:
@@ -354,3 +354,13 @@ class Rosetta:
         """Counts per collection and language, and the database's versions and size."""
         collections = tuple(self.store.status(c) for c in self.store.collections())
         return Status(collections, self.database.info())
+
+
+def _with_fallback_language(config: Config) -> Config:
+    """``config`` with generation.fallback_language normalized ("DE" -> "de"); ConfigError for an unknown one."""
+    try:
+        code = normalize_language(config.generation.fallback_language)
+        language_name(code)  # a code lingua does not know ("xx") is an error here, not at the first answer
+    except ValueError as exc:
+        raise ConfigError(f"generation.fallback_language: {exc}") from None
+    return replace(config, generation=replace(config.generation, fallback_language=code))

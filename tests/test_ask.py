@@ -14,7 +14,7 @@ import pytest
 from rag.answer.dialogue import GenerationRequest, Passage, Reply, Role, SpanCitation, ToolCall
 from rag.answer.types import Answer, ProblemKind
 from rag.config import Config, GenerationConfig, RetrievalConfig
-from rag.errors import StoreError
+from rag.errors import ConfigError, StoreError
 from rag.rosetta import Rosetta
 from rag.types import Filter
 from tests.fakes import HashEncoder, Script, ScriptedGenerator
@@ -203,9 +203,18 @@ def test_a_follow_up_too_short_to_tell_keeps_the_conversations_language(
     follow_up = session.ask("HX-F07?")
     assert follow_up.language == "de"
     assert "Write the whole answer in German" in scripted.requests[2].messages[0].content
-    # Without a conversation there is nothing to go on but the default.
+    # Without a conversation there is nothing to go on but generation.fallback_language (English by default).
     scripted.script.append(citing("Luftfilter"))
     assert rosetta.ask("HX-F07?").language == "en"
+
+
+def test_the_fallback_language_is_configurable_and_checked(config: Config, demo_copy: Path) -> None:
+    generator = ScriptedGenerator([citing("Luftfilter", "Laut Handbuch")])
+    with _open(config, demo_copy, generator, fallback_language="DE") as rosetta:
+        assert rosetta.ask("HX-F07?").language == "de"
+    assert "Write the whole answer in German" in generator.requests[0].messages[0].content
+    with pytest.raises(ConfigError, match=r"generation.fallback_language: unknown language code 'xx'"):
+        _open(config, demo_copy, generator, fallback_language="xx")
 
 
 def test_language_override_and_errors(rosetta: Rosetta, scripted: ScriptedGenerator) -> None:

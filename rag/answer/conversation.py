@@ -31,10 +31,10 @@ SHORT_FOLLOW_UP_CHARS = 48
 
 
 def answer_language(requested: str | None, question: str, detect: Callable[[str], str | None],
-                    history: Sequence[Answer] = ()) -> str:
+                    history: Sequence[Answer] = (), fallback: str = "en") -> str:
     """The requested language (validated), else the question's detected language, else the conversation's (a
     follow-up too short to tell, "HX-F07?": the latest earlier turn's answer language, or its question's
-    detected language for a turn a client sent without one), else English."""
+    detected language for a turn a client sent without one), else ``fallback`` (generation.fallback_language)."""
     if requested:
         return normalize_language(requested)
     found = detect(question)
@@ -42,7 +42,7 @@ def answer_language(requested: str | None, question: str, detect: Callable[[str]
         if found:
             break
         found = earlier.language or detect(earlier.question)
-    return found or "en"
+    return found or fallback
 
 
 def rewrite(generator: Generator, history: Sequence[Answer], question: str, language: str
@@ -90,7 +90,7 @@ def answer_steps(parts: AnswerParts, question: str, language: str | None, where:
     """The answer loop for one question (a follow-up is made standalone first), wired to ``parts``."""
     require_question(question)
     g, generator = parts.settings, parts.generator
-    target = answer_language(language, question, parts.detect, history)
+    target = answer_language(language, question, parts.detect, history, g.fallback_language)
     standalone, step = rewrite(generator, history, question, target)
     threshold = g.support_threshold if g.support_threshold is not None else support_threshold(parts.encoder.name)
     check = partial(cite, encoder=parts.encoder, split=split_prose, detect=parts.detect, threshold=threshold)
