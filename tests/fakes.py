@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import cast
 
 from rag.answer.dialogue import GenerationRequest, Reply
+from rag.encoders.cache import Wrapping
 from rag.encoders.hashing import HashingEncoder
 from rag.errors import EncoderError
-from rag.types import Encoder, Encoding, LatentEncoder, SparseVector, latent_dim
+from rag.types import Encoder, Encoding, SparseVector
 
 
 @dataclass(slots=True)
@@ -128,36 +128,16 @@ class LatentHashEncoder(HashEncoder):
 
 
 @dataclass(frozen=True, slots=True)
-class DenseOnlyEncoder:
+class DenseOnlyEncoder(Wrapping):
     """An encoder without lexical legs (as a plugin may be): ``inner``'s dense vectors and latent terms, with its
     lexical weights dropped."""
 
     inner: Encoder
 
     @property
-    def name(self) -> str:
-        """The inner encoder's name."""
-        return self.inner.name
-
-    @property
-    def dim(self) -> int:
-        """The inner encoder's dense dimension."""
-        return self.inner.dim
-
-    @property
-    def sparse_dim(self) -> int:
-        """The inner encoder's, though no weights come with it."""
-        return self.inner.sparse_dim
-
-    @property
     def lexical_idf(self) -> bool:
         """No lexical weights, so nothing to weigh."""
         return False
-
-    @property
-    def latent_dim(self) -> int:
-        """The inner encoder's latent dimensions (0 without them)."""
-        return latent_dim(self.inner)
 
     def encode_passages(self, texts: Sequence[str]) -> list[Encoding]:
         """The inner encodings without their sparse vectors."""
@@ -166,11 +146,3 @@ class DenseOnlyEncoder:
     def encode_queries(self, texts: Sequence[str]) -> list[Encoding]:
         """The inner encodings without their sparse vectors."""
         return [replace(e, sparse=None) for e in self.inner.encode_queries(texts)]
-
-    def encode_latent(self, texts: Sequence[str]) -> list[SparseVector]:
-        """The inner encoder's latent terms."""
-        return cast(LatentEncoder, self.inner).encode_latent(texts)
-
-    def count_tokens(self, text: str) -> int:
-        """The inner encoder's count."""
-        return self.inner.count_tokens(text)
