@@ -12,10 +12,12 @@ from collections.abc import Sequence
 import regex
 
 _UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}ー"
+# A letter, mark or digit outside the unspaced scripts.
+_CHAR = rf"(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}\p{{N}}])"
 # Words: runs of an unspaced script, or runs of letters, marks and digits that do not cross into one, so a
 # code or a Latin name written against Japanese or Chinese ("E22是什么意思", "OpenTelemetryコレクタ") is a
 # word of its own and the text after it is still split into bigrams.
-_WORD = regex.compile(rf"[{_UNSPACED}]+|(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}\p{{N}}])+")
+_WORD = regex.compile(rf"[{_UNSPACED}]+|{_CHAR}+")
 _UNSPACED_RUN = regex.compile(rf"^[{_UNSPACED}]+$")
 # The version of :func:`terms`' splitting, part of the lexical encoders' cache name and ingest key, so a
 # change re-encodes stored chunks at the next ingest. v2: a run of Latin letters or digits ends where an
@@ -36,7 +38,6 @@ def terms(text: str) -> list[str]:
 
 # A word with the parts joined to it by - . / _ (HX-BK1, v2.4.1-rc1, 24-Stunden-Service), outside unspaced scripts
 # so "エラーE22の" keeps its Japanese; matched once per word, so the cost is linear in the text.
-_CHAR = rf"(?:(?![{_UNSPACED}])[\p{{L}}\p{{M}}\p{{N}}])"
 _JOINED = regex.compile(rf"{_CHAR}+(?:[-./_]{_CHAR}+)*")
 _JOINER = regex.compile(r"([-./_])")
 _DIGIT = regex.compile(r"\p{N}")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Generator as Gen
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 from typing import Generic, Protocol, TypeVar
 
 from rag.answer.citations import cite, strip_markers, support_threshold
@@ -37,12 +38,8 @@ def answer_language(requested: str | None, question: str, detect: Callable[[str]
     detected language for a turn a client sent without one), else ``fallback`` (generation.fallback_language)."""
     if requested:
         return normalize_language(requested)
-    found = detect(question)
-    for earlier in reversed(history):
-        if found:
-            break
-        found = earlier.language or detect(earlier.question)
-    return found or fallback
+    told = chain([detect(question)], (earlier.language or detect(earlier.question) for earlier in reversed(history)))
+    return next((code for code in told if code), fallback)
 
 
 def rewrite(generator: Generator, history: Sequence[Answer], question: str, language: str
