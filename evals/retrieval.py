@@ -34,7 +34,7 @@ from evals.datasets import (
 from evals.metrics import Scores, mean, score
 from evals.report import Leg, PairScore, Report, System, write_report
 from evals.translation import TranslatorKind, translator
-from rag.config import Config
+from rag.config import SINGLE_WEIGHTS, Config
 from rag.errors import ConfigError, RagError
 from rag.rosetta import Rosetta
 from rag.types import Document, Encoder, JsonValue, SearchMode
@@ -242,7 +242,8 @@ def run_config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapp
                     "translated_choice_margin": r.translated_choice_margin,
                     "language_neutral": r.language_neutral, "sparse_weight": r.sparse_weight,
                     "latent_weight": r.latent_weight, "latent_choice_weight": r.latent_choice_weight,
-                    "shared_choice_weight": r.shared_choice_weight},
+                    "shared_choice_weight": r.shared_choice_weight, "single_score": r.single_score,
+                    **({name: getattr(r, name) for name in (*SINGLE_WEIGHTS, "single_order")} if r.single_score else {})},
         "notes": dict(dataset.notes), "search_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "seconds": round(total, 1),
     }

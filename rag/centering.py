@@ -14,14 +14,16 @@ much of the question's own language is taken out (only when the collection holds
 Latent terms (an encoder's sparse features of what a text says, rag/types.py LatentEncoder) of a chunk in
 another language than the question's add their cosine with the question's to the score that orders its
 language (``latent_weight``) and to the one that interleaves languages (``latent_choice_weight``).
-Measured choices are in the README ("Language-neutral retrieval", "Latent terms").
+With a :class:`SingleScore` (``retrieval.single_score``) one linear score of the same cosines does both.
+Measured choices are in the README ("Language-neutral retrieval", "Latent terms", "One score for the order
+and the choice").
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from itertools import zip_longest
 
 import numpy as np
@@ -92,6 +94,38 @@ class LanguageMeans:
 
 
 @dataclass(frozen=True, slots=True)
+class SingleScore:
+    """One score per chunk that both orders a language's chunks and interleaves languages: a linear mix of
+    the chunk's centred and plain cosines, its best sentence's, its latent terms' cosine (in every language,
+    the question's own included) and ``own_language`` for a chunk in the question's language.
+
+    Fitted on XQuAD's mixed pools (a listwise softmax over these features; docs/explorations/choice-score.md)
+    and measured in the README ("One score for the order and the choice"). The plain cosine weighs against
+    a chunk: it carries the language offset and a chunk's closeness to any question, which the centred
+    cosine already has without them."""
+
+    neutral_chunk: float
+    neutral_sentence: float
+    plain_chunk: float
+    plain_sentence: float
+    latent: float
+    own_language: float
+    # False: the score only interleaves languages; a language's chunks keep the plain cosine order (the split
+    # scores' ``plain``), which measured better where one language is searched (README).
+    order: bool = True
+
+    def __post_init__(self) -> None:
+        if not all(math.isfinite(getattr(self, f.name)) for f in fields(self) if f.name != "order"):
+            raise ValueError(f"single score weights must be finite numbers, got {self}")
+
+    def of(self, neutral: float, best_neutral: float, plain: float, best_plain: float, latent: float,
+           own: bool) -> float:
+        """The chunk's score from its cosines (``own``: it is in the question's language)."""
+        return (self.neutral_chunk * neutral + self.neutral_sentence * best_neutral + self.plain_chunk * plain
+                + self.plain_sentence * best_plain + self.latent * latent + (self.own_language if own else 0.0))
+
+
+@dataclass(frozen=True, slots=True)
 class Centering:
     """A collection's chunk and sentence means, how much a chunk's best sentence counts in its score, and how
     much the latent terms count."""
@@ -107,6 +141,9 @@ class Centering:
     # A text holding the question's words that survive translation adds up to ``shared_choice_weight`` to
     # the score that interleaves languages (shared_shares), in search and in the extractive generator.
     shared_choice_weight: float = 0.0
+    # One score for the order and the choice instead of the two above (sentence_weight and the latent
+    # weights then do not count in search; the extractive generator keeps them).
+    single: SingleScore | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.sentence_weight <= 1:
@@ -119,7 +156,7 @@ class Centering:
     @property
     def uses_latent(self) -> bool:
         """Whether any score uses the latent terms (so a search encodes the question's)."""
-        return bool(self.latent_weight or self.latent_choice_weight)
+        return bool(self.latent_weight or self.latent_choice_weight or (self.single and self.single.latent))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +234,16 @@ class ChunkScore:
 
 
 def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray, language: str,
-                chunk: Products, sentences: Sequence[Products], latent: float = 0.0) -> ChunkScore:
+                chunk: Products, sentences: Sequence[Products], latent: float = 0.0, own: bool = False
+                ) -> ChunkScore:
     """The chunk's scores from its own products and its sentences' (a one-sentence chunk is its sentence),
     plus its latent terms' cosine with the question's: ``latent_weight`` times it in the score that orders
     its language, ``latent_choice_weight`` times it in the score that interleaves languages (README,
     "Latent terms"). The latent cosine of a chunk in the question's own language is 0
     (LatentQuery.score_many): the latent terms add to other languages' chunks what the dense vector's
-    language offset takes from them."""
+    language offset takes from them. With ``centering.single`` both scores are its one score (``own``: the
+    chunk is in the question's language; ``latent`` is then counted in every language), or only the one that
+    interleaves languages when ``single.order`` is false."""
     chunk_centroid = _centroid_or_zero(centering.chunks, language, len(query))
     sentence_centroid = _centroid_or_zero(centering.sentences, language, len(query))
     plain_norm = float(np.linalg.norm(plain_query))
@@ -213,6 +253,13 @@ def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray
     best_neutral = max((centred_cosine(query, sentence_centroid, s.query_dot, s.centroid_dot, s.norm)
                         for s in sentences), default=neutral)
     w = centering.sentence_weight
+    if centering.single is not None:
+        score = centering.single.of(neutral, best_neutral, plain, best_plain, latent, own)
+        if centering.single.order:
+            return ChunkScore(score, score)
+        # The latent cosine comes in every language here; the split order counts it for other languages only.
+        return ChunkScore(w * best_plain + (1 - w) * plain + (0.0 if own else centering.latent_weight * latent),
+                          score)
     return ChunkScore(w * best_plain + (1 - w) * plain + centering.latent_weight * latent,
                       w * best_neutral + (1 - w) * neutral + centering.latent_choice_weight * latent)
 

@@ -198,6 +198,23 @@ class RetrievalConfig:
     # terms in another script) adds up to ``shared_choice_weight`` to the score that interleaves languages,
     # in any language (rag/centering.py, shared_evidence; README, "Identifiers in the language choice").
     shared_choice_weight: float = 0.1
+    # One score per chunk both orders a language's chunks and interleaves languages (rag/centering.py,
+    # SingleScore): ``single_neutral_chunk`` times the chunk's centred cosine, plus the same for its best
+    # sentence's, its plain cosine and its best sentence's, its latent terms' cosine in every language
+    # (``single_latent``; latent_weight and latent_choice_weight then do not count in search), and
+    # ``single_own_language`` for a chunk in the question's language. The weights were fitted on XQuAD's
+    # mixed pools and rounded (docs/explorations/choice-score.md); README, "One score for the order and the
+    # choice". shared_choice_weight still adds to the choice. ``single_order = false``: the single score only
+    # interleaves languages and each language's chunks keep the plain cosine order. Off by default: it meets
+    # the XQuAD mixed targets but costs where one language is searched (XQuAD pairs cross R@1 0.776 -> 0.762).
+    single_score: bool = False
+    single_order: bool = True
+    single_neutral_chunk: float = 0.6
+    single_neutral_sentence: float = 0.4
+    single_plain_chunk: float = -0.8
+    single_plain_sentence: float = 0.15
+    single_latent: float = 0.65
+    single_own_language: float = -0.02
     # With a translator (Rosetta.open(translator=...) or ``translate_with_llm``), also search each target
     # language's chunks densely with the question translated into it (legs ``dense:de``, fused within that
     # language), and let those scores, lowered by ``translated_choice_margin``, take part in choosing
@@ -241,6 +258,9 @@ class RetrievalConfig:
             raise ConfigError(f"retrieval weights must be numbers >= 0, got dense {self.dense_weight}, sparse "
                               f"{self.sparse_weight}, latent {self.latent_weight}, latent choice "
                               f"{self.latent_choice_weight}, shared choice {self.shared_choice_weight}")
+        single = {name: getattr(self, name) for name in SINGLE_WEIGHTS}
+        if not all(math.isfinite(weight) for weight in single.values()):
+            raise ConfigError(f"retrieval.single_* weights must be finite numbers, got {single}")
         if self.language_prior < 0 or not 0 <= self.query_language_weight <= 2 or not 0 <= self.sentence_weight <= 1:
             raise ConfigError("retrieval.language_prior must be >= 0, query_language_weight in [0, 2] and "
                               f"sentence_weight in [0, 1]; got {self.language_prior}, {self.query_language_weight}, "
@@ -248,6 +268,11 @@ class RetrievalConfig:
         if self.fuse_in_sql and self.language_neutral:
             raise ConfigError("retrieval.fuse_in_sql fuses plain cosine ranks in one statement and cannot run "
                               "language-neutral search; set retrieval.language_neutral = false to use it")
+
+
+# RetrievalConfig's weights of the single score, in rag.centering.SingleScore's order.
+SINGLE_WEIGHTS = ("single_neutral_chunk", "single_neutral_sentence", "single_plain_chunk", "single_plain_sentence",
+                  "single_latent", "single_own_language")
 
 
 class GeneratorKind(Enum):

@@ -95,6 +95,32 @@ def test_a_chunk_is_scored_by_its_vector_and_its_best_sentence() -> None:
     assert (alone.plain, alone.neutral) == pytest.approx((0.2, 0.2))
 
 
+def test_the_single_score_is_one_linear_score_for_the_order_and_the_choice() -> None:
+    from rag.centering import SingleScore
+
+    means = LanguageMeans({}, {})
+    single = SingleScore(neutral_chunk=0.6, neutral_sentence=0.4, plain_chunk=-0.8, plain_sentence=0.15, latent=0.65,
+                         own_language=-0.02)
+    centering = Centering(means, means, single=single)
+    q = np.array([1.0, 0.0])
+    chunk = Products(query_dot=0.2, plain_dot=0.3, centroid_dot=0.0, norm=1.0)  # centred 0.2, plain 0.3
+    sentences = [Products(0.9, 0.5, 0.0, 1.0), Products(0.1, 0.7, 0.0, 1.0)]  # best: centred 0.9, plain 0.7
+    expected = 0.6 * 0.2 + 0.4 * 0.9 - 0.8 * 0.3 + 0.15 * 0.7 + 0.65 * 0.5
+    other = score_chunk(centering, q, q, "de", chunk, sentences, latent=0.5)
+    own = score_chunk(centering, q, q, "de", chunk, sentences, latent=0.5, own=True)
+    assert (other.plain, other.neutral) == pytest.approx((expected, expected))
+    assert (own.plain, own.neutral) == pytest.approx((expected - 0.02, expected - 0.02))
+    assert centering.uses_latent and not replace(centering, single=replace(single, latent=0.0)).uses_latent
+    # Only the choice: the order within a language stays the split plain score (latent terms of other languages).
+    choosing = replace(centering, latent_weight=0.15, single=replace(single, order=False))
+    other = score_chunk(choosing, q, q, "de", chunk, sentences, latent=0.5)
+    own = score_chunk(choosing, q, q, "de", chunk, sentences, latent=0.5, own=True)
+    assert (other.plain, other.neutral) == pytest.approx((0.5 * 0.7 + 0.5 * 0.3 + 0.15 * 0.5, expected))
+    assert (own.plain, own.neutral) == pytest.approx((0.5 * 0.7 + 0.5 * 0.3, expected - 0.02))
+    with pytest.raises(ValueError, match="single score weights must be finite numbers"):
+        replace(single, plain_chunk=math.inf)
+
+
 def _hit(name: str, language: str, score: float = 0.0, leg: str = "dense", rank: int = 1) -> Hit:
     chunk = Chunk(name, f"file:///{name}", 0, name, 0, len(name), language)
     return Hit(chunk, name, score, (LegScore(leg, rank, score),), "c")

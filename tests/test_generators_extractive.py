@@ -205,13 +205,14 @@ def test_latent_terms_of_other_languages_count_when_sentences_of_languages_compe
 
 
 def _quoted_passages(encoder: HashEncoder, passages: tuple[Passage, ...], question: str, language: str,
-                     **weights: float) -> list[int]:
+                     latent_choice_weight: float = 0.0, shared_choice_weight: float = 0.0) -> list[int]:
     """The passages of the two best quotes, each passage's language centred on the passage alone."""
     vectors = {p.hit.chunk.language: encoder.encode_passages([p.hit.chunk.text])[0].dense for p in passages}
     means = LanguageMeans({code: 1 for code in vectors}, vectors)
     generator = ExtractiveGenerator(encoder, split_sentences, sentences=2, passage_weight=0.0)
     return [quote.passage for quote in generator.quotes(question, passages, language,
-                                                        Centering(means, means, **weights))]
+                                                        Centering(means, means, latent_choice_weight=latent_choice_weight,
+                                                                  shared_choice_weight=shared_choice_weight))]
 
 
 @pytest.mark.parametrize(("weight", "first"), [(0.0, 1), (RetrievalConfig().shared_choice_weight, 2)])

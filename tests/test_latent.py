@@ -115,3 +115,42 @@ def test_latent_terms_of_other_languages_count_when_languages_are_chosen(config:
         assert rosetta.status().collections[0].languages == {"en": 1, "es": 1}
         hits = rosetta.search("How long is the warranty?", k=2, mode=SearchMode.DENSE)
     assert [hit.chunk.language for hit in hits] == sorted(["en", "es"], key=lambda code: code != first)
+
+
+@pytest.mark.parametrize(("single", "order", "first"), [(False, True, "mem://de/filter"), (True, True, "mem://de/akku"),
+                                                       (True, False, "mem://de/filter")])
+def test_the_single_score_counts_latent_terms_in_the_questions_own_language(config: Config, single: bool, order: bool,
+                                                                          first: str) -> None:
+    # A German question and German pages: the split scores leave the question's own language to the dense
+    # cosine (the filter page shares the word "battery"); the single score counts the latent terms there too,
+    # unless it only chooses between languages (single_order = false).
+    retrieval = RetrievalConfig(latent_weight=2.0, latent_choice_weight=2.0, single_score=single, single_order=order,
+                                single_neutral_chunk=0.0, single_neutral_sentence=0.0, single_plain_chunk=1.0,
+                                single_plain_sentence=0.0, single_latent=2.0)
+    with Rosetta.open(replace(config, retrieval=retrieval), encoder=LatentHashEncoder()) as rosetta:
+        rosetta.ingest([DocumentsConnector.of(_german())])
+        question = "Wer battery sagt, meint was genau?"
+        assert rosetta.retriever().detect(question) == "de"
+        hits = rosetta.search(question, k=2, mode=SearchMode.DENSE)
+    assert hits[0].chunk.document_uri == first
+
+
+@pytest.mark.parametrize(("own", "first"), [(0.0, "en"), (-1.0, "es")])
+def test_the_single_scores_own_language_weight_moves_the_questions_language(config: Config, own: float,
+                                                                           first: str) -> None:
+    # Without latent terms in the score the English page (the question's words) leads; a weight on the
+    # question's own language below the others' puts the Spanish page first.
+    documents = [Document("mem://en/fan", "How long is the fan quiet? It is quiet for the night.", "fan"),
+                 Document("mem://es/garantia", "La garantía dura diez años desde la compra del equipo.", "garantia")]
+    retrieval = RetrievalConfig(single_score=True, single_latent=0.0, single_own_language=own)
+    with Rosetta.open(replace(config, retrieval=retrieval), encoder=LatentHashEncoder()) as rosetta:
+        rosetta.ingest([DocumentsConnector.of(documents)])
+        hits = rosetta.search("How long is the warranty?", k=2, mode=SearchMode.DENSE)
+    assert [hit.chunk.language for hit in hits] == sorted(["en", "es"], key=lambda code: code != first)
+
+
+def test_single_score_weights_must_be_finite() -> None:
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="retrieval.single_\\* weights must be finite numbers.*single_latent': nan"):
+        RetrievalConfig(single_latent=float("nan"))

@@ -21,7 +21,7 @@ from typing import cast
 
 import numpy as np
 
-from rag.centering import Centering, shared_evidence, translated_choice
+from rag.centering import Centering, SingleScore, shared_evidence, translated_choice
 from rag.config import RetrievalConfig
 from rag.encoders.lexical import shared_terms, stopword_indices
 from rag.search.fusion import rrf, rrf_by_language
@@ -184,8 +184,11 @@ class Retriever:
         s = self.settings
         if not s.language_neutral:
             return None
+        single = (SingleScore(s.single_neutral_chunk, s.single_neutral_sentence, s.single_plain_chunk,
+                              s.single_plain_sentence, s.single_latent, s.single_own_language, s.single_order)
+                  if s.single_score else None)
         centering = self.store.centering(self.collection, s.language_prior, s.query_language_weight,
-                                         s.sentence_weight, s.latent_weight, s.latent_choice_weight)
+                                         s.sentence_weight, s.latent_weight, s.latent_choice_weight, single)
         return replace(centering, shared_choice_weight=s.shared_choice_weight)
 
     def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,

@@ -17,6 +17,7 @@ from rag.centering import (
     LanguageMeans,
     LatentQuery,
     Products,
+    SingleScore,
     interleave,
     score_chunk,
 )
@@ -28,7 +29,7 @@ from rag.types import Collection, Filter, Hit, LegScore
 
 def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_weight: float,
                         sentence_weight: float, latent_weight: float = 0.0,
-                        latent_choice_weight: float = 0.0) -> Centering:
+                        latent_choice_weight: float = 0.0, single: SingleScore | None = None) -> Centering:
     """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means."""
 
     def means(kind: str) -> LanguageMeans:
@@ -36,7 +37,8 @@ def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_wei
         return LanguageMeans({code: count for code, count, _ in found}, {code: v for code, _, v in found},
                              prior, query_weight)
 
-    return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latent_choice_weight)
+    return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latent_choice_weight,
+                     single=single)
 
 
 def language_legs(schema: str, collection: Collection, question: np.ndarray, language: str | None,
@@ -72,15 +74,19 @@ def _latent_scores(latent: LatentQuery | None, rows: Sequence[tuple[Any, ...]]) 
 
 
 def interleaved(collection: Collection, centering: Centering, query: np.ndarray, question: np.ndarray,
-                 rows: Sequence[tuple[Any, ...]], latent: LatentQuery | None = None) -> list[Hit]:
+                 rows: Sequence[tuple[Any, ...]], latent: LatentQuery | None = None, language: str | None = None
+                 ) -> list[Hit]:
     """Rows of the language legs as Hits: per language by plain score, languages interleaved by neutral score
-    (both with the latent terms' cosine where ``latent``, the question's, is given)."""
+    (both with the latent terms' cosine where ``latent``, the question's, is given); with ``centering.single``
+    both are its one score (``language``: the question's, for its ``own_language`` weight)."""
     ordered: dict[str, list[tuple[float, Hit]]] = {}
     neutral: dict[str, list[float]] = {}
+    if latent is not None and centering.single is not None:
+        latent = replace(latent, language=None)  # the single score counts latent terms in every language
     for row, latent_score in zip(rows, _latent_scores(latent, rows), strict=True):
         sentences = [Products(*values) for values in zip(*(row[i] or () for i in range(14, 18)))]
         scores = score_chunk(centering, query, question, row[5], Products(*map(float, row[10:14])), sentences,
-                             latent_score)
+                             latent_score, own=language is not None and row[5] == language)
         ordered.setdefault(row[5], []).append((scores.plain, row_to_hit(row, collection, "dense", 1, scores.plain)))
         neutral.setdefault(row[5], []).append(scores.neutral)
     by_plain = {code: [hit for _, hit in sorted(pairs, key=lambda p: (-p[0], p[1].chunk.id))]

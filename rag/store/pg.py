@@ -15,7 +15,7 @@ import numpy as np
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from rag.centering import Centering, LatentQuery
+from rag.centering import Centering, LatentQuery, SingleScore
 from rag.config import RetrievalConfig
 from rag.errors import SchemaMismatch, StoreError
 from rag.store.adapt import chunk_row, copy_sentences, dense_from_pg, errors, from_pg, to_pg
@@ -261,11 +261,12 @@ class PgStore:
 
     def centering(self, collection: Collection, prior: float = 2.0, query_weight: float = 0.5,
                   sentence_weight: float = 0.5, latent_weight: float = 0.0,
-                  latent_choice_weight: float = 0.0) -> Centering:
+                  latent_choice_weight: float = 0.0, single: SingleScore | None = None) -> Centering:
         """The collection's per-language means of chunk and sentence vectors (kept by triggers, migration 3)."""
         with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
             rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
-        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent_choice_weight)
+        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent_choice_weight,
+                                   single)
 
     def ensure_language_indexes(self, collection: Collection, min_chunks: int) -> list[str]:
         """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return
@@ -303,7 +304,7 @@ class PgStore:
         ef = scan_ef(collection.storage, max(ef_search_for(collection.storage, ef_search), LEG_EF_PER_ROW * k), pool)
         rows = self._search(statement, params, True, ef, collection.storage, binary=True)
         scoring = LatentQuery.of(centering, latent, language) if latent is not None else None
-        return interleaved(collection, centering, query, question, rows, scoring)
+        return interleaved(collection, centering, query, question, rows, scoring, language)
 
     def sparse_search(self, collection: Collection, query: SparseVector, k: int, where: Filter | None = None,
                       ef_search: int | None = None, leg: str = "sparse") -> list[Hit]:
