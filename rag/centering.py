@@ -100,9 +100,9 @@ class SingleScore:
     the question's own included) and ``own_language`` for a chunk in the question's language.
 
     Fitted on XQuAD's mixed pools (a listwise softmax over these features; docs/explorations/choice-score.md)
-    and measured in the README ("One score for the order and the choice"). The plain cosine weighs against
-    a chunk: it carries the language offset and a chunk's closeness to any question, which the centred
-    cosine already has without them."""
+    and measured in the README ("One score for the order and the choice"). The plain cosine counts against
+    a chunk (a negative weight): beyond what the centred cosine measures, it carries the language offset and
+    a chunk's closeness to any question."""
 
     neutral_chunk: float
     neutral_sentence: float
