@@ -253,15 +253,12 @@ def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray
     best_neutral = max((centred_cosine(query, sentence_centroid, s.query_dot, s.centroid_dot, s.norm)
                         for s in sentences), default=neutral)
     w = centering.sentence_weight
-    if centering.single is not None:
-        score = centering.single.of(neutral, best_neutral, plain, best_plain, latent, own)
-        if centering.single.order:
-            return ChunkScore(score, score)
-        # The latent cosine comes in every language here; the split order counts it for other languages only.
-        return ChunkScore(w * best_plain + (1 - w) * plain + (0.0 if own else centering.latent_weight * latent),
-                          score)
-    return ChunkScore(w * best_plain + (1 - w) * plain + centering.latent_weight * latent,
-                      w * best_neutral + (1 - w) * neutral + centering.latent_choice_weight * latent)
+    # The split order counts latent terms for other languages only (with ``single`` they come in every language).
+    order = w * best_plain + (1 - w) * plain + (0.0 if own else centering.latent_weight * latent)
+    if centering.single is None:
+        return ChunkScore(order, w * best_neutral + (1 - w) * neutral + centering.latent_choice_weight * latent)
+    score = centering.single.of(neutral, best_neutral, plain, best_plain, latent, own)
+    return ChunkScore(score if centering.single.order else order, score)
 
 
 def interleave(ordered: Mapping[str, Sequence[Hit]], scores: Mapping[str, Sequence[float]]) -> list[Hit]:

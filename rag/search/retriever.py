@@ -188,8 +188,8 @@ class Retriever:
                               s.single_plain_sentence, s.single_latent, s.single_own_language, s.single_order)
                   if s.single_score else None)
         centering = self.store.centering(self.collection, s.language_prior, s.query_language_weight,
-                                         s.sentence_weight, s.latent_weight, s.latent_choice_weight, single)
-        return replace(centering, shared_choice_weight=s.shared_choice_weight)
+                                         s.sentence_weight, s.latent_weight, s.latent_choice_weight)
+        return replace(centering, shared_choice_weight=s.shared_choice_weight, single=single)
 
     def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,
                centering: Centering | None, query: str | None = None) -> list[Hit]:

@@ -17,7 +17,6 @@ from rag.centering import (
     LanguageMeans,
     LatentQuery,
     Products,
-    SingleScore,
     interleave,
     score_chunk,
 )
@@ -29,7 +28,7 @@ from rag.types import Collection, Filter, Hit, LegScore
 
 def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_weight: float,
                         sentence_weight: float, latent_weight: float = 0.0,
-                        latent_choice_weight: float = 0.0, single: SingleScore | None = None) -> Centering:
+                        latent_choice_weight: float = 0.0) -> Centering:
     """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means."""
 
     def means(kind: str) -> LanguageMeans:
@@ -37,8 +36,7 @@ def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_wei
         return LanguageMeans({code: count for code, count, _ in found}, {code: v for code, _, v in found},
                              prior, query_weight)
 
-    return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latent_choice_weight,
-                     single=single)
+    return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latent_choice_weight)
 
 
 def language_legs(schema: str, collection: Collection, question: np.ndarray, language: str | None,

@@ -15,7 +15,7 @@ import numpy as np
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from rag.centering import Centering, LatentQuery, SingleScore
+from rag.centering import Centering, LatentQuery
 from rag.config import RetrievalConfig
 from rag.errors import SchemaMismatch, StoreError
 from rag.store.adapt import chunk_row, copy_sentences, dense_from_pg, errors, from_pg, to_pg
@@ -261,12 +261,11 @@ class PgStore:
 
     def centering(self, collection: Collection, prior: float = 2.0, query_weight: float = 0.5,
                   sentence_weight: float = 0.5, latent_weight: float = 0.0,
-                  latent_choice_weight: float = 0.0, single: SingleScore | None = None) -> Centering:
+                  latent_choice_weight: float = 0.0) -> Centering:
         """The collection's per-language means of chunk and sentence vectors (kept by triggers, migration 3)."""
         with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
             rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
-        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent_choice_weight,
-                                   single)
+        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent_choice_weight)
 
     def ensure_language_indexes(self, collection: Collection, min_chunks: int) -> list[str]:
         """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return
