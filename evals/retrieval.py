@@ -243,7 +243,7 @@ def run_config(rosetta: Rosetta, dataset: Dataset, plan: Plan, collections: Mapp
                     "language_neutral": r.language_neutral, "sparse_weight": r.sparse_weight,
                     "latent_weight": r.latent_weight, "latent_choice_weight": r.latent_choice_weight,
                     "shared_choice_weight": r.shared_choice_weight, "single_score": r.single_score,
-                    **({name: getattr(r, name) for name in (*SINGLE_WEIGHTS, "single_order")} if r.single_score else {})},
+                    **({name: getattr(r, name) for name in (*SINGLE_WEIGHTS, "single_order", "single_order_share")} if r.single_score else {})},
         "notes": dict(dataset.notes), "search_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "seconds": round(total, 1),
     }

@@ -209,6 +209,9 @@ class RetrievalConfig:
     # the XQuAD mixed targets but costs where one language is searched (XQuAD pairs cross R@1 0.776 -> 0.762).
     single_score: bool = False
     single_order: bool = True
+    # With single_order: the single score's share of the order within a language, the plain cosine order the
+    # rest (README, "One score for the order and the choice"; 1: the single score alone).
+    single_order_share: float = 1.0
     single_neutral_chunk: float = 0.6
     single_neutral_sentence: float = 0.4
     single_plain_chunk: float = -0.8
@@ -261,6 +264,8 @@ class RetrievalConfig:
         single = {name: getattr(self, name) for name in SINGLE_WEIGHTS}
         if not all(math.isfinite(weight) for weight in single.values()):
             raise ConfigError(f"retrieval.single_* weights must be finite numbers, got {single}")
+        if not 0 <= self.single_order_share <= 1:
+            raise ConfigError(f"retrieval.single_order_share must be in [0, 1], got {self.single_order_share}")
         if self.language_prior < 0 or not 0 <= self.query_language_weight <= 2 or not 0 <= self.sentence_weight <= 1:
             raise ConfigError("retrieval.language_prior must be >= 0, query_language_weight in [0, 2] and "
                               f"sentence_weight in [0, 1]; got {self.language_prior}, {self.query_language_weight}, "

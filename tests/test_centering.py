@@ -117,8 +117,15 @@ def test_the_single_score_is_one_linear_score_for_the_order_and_the_choice() -> 
     own = score_chunk(choosing, q, q, "de", chunk, sentences, latent=0.5, own=True)
     assert (other.plain, other.neutral) == pytest.approx((0.5 * 0.7 + 0.5 * 0.3 + 0.15 * 0.5, expected))
     assert (own.plain, own.neutral) == pytest.approx((0.5 * 0.7 + 0.5 * 0.3, expected - 0.02))
+    # A share of the order: a quarter the single score, the rest the split order.
+    blended = score_chunk(replace(choosing, single=replace(single, order_share=0.25)), q, q, "de", chunk, sentences,
+                          latent=0.5)
+    assert (blended.plain, blended.neutral) == pytest.approx(
+        (0.25 * expected + 0.75 * (0.5 * 0.7 + 0.5 * 0.3 + 0.15 * 0.5), expected))
     with pytest.raises(ValueError, match="single score weights must be finite numbers"):
         replace(single, plain_chunk=math.inf)
+    with pytest.raises(ValueError, match="order_share must be in"):
+        replace(single, order_share=1.5)
 
 
 def _hit(name: str, language: str, score: float = 0.0, leg: str = "dense", rank: int = 1) -> Hit:

@@ -154,3 +154,5 @@ def test_single_score_weights_must_be_finite() -> None:
 
     with pytest.raises(ConfigError, match="retrieval.single_\\* weights must be finite numbers.*single_latent': nan"):
         RetrievalConfig(single_latent=float("nan"))
+    with pytest.raises(ConfigError, match="retrieval.single_order_share must be in \\[0, 1\\], got -0.5"):
+        RetrievalConfig(single_order_share=-0.5)
