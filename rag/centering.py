@@ -110,15 +110,13 @@ class SingleScore:
     plain_sentence: float
     latent: float
     own_language: float
-    # False: the score only interleaves languages; a language's chunks keep the plain cosine order (the split
-    # scores' ``plain``), which measured better where one language is searched (README).
-    order: bool = True
-    # With ``order``: the score's share of the order within a language, the split scores' plain order the
-    # rest (1: the score alone).
+    # The score's share of the order within a language, the split scores' plain order the rest (1: the score
+    # alone; 0: it only interleaves languages, which keeps the plain order that measured better where one
+    # language is searched; README).
     order_share: float = 1.0
 
     def __post_init__(self) -> None:
-        if not all(math.isfinite(getattr(self, f.name)) for f in fields(self) if f.name != "order"):
+        if not all(math.isfinite(getattr(self, f.name)) for f in fields(self)):
             raise ValueError(f"single score weights must be finite numbers, got {self}")
         if not 0 <= self.order_share <= 1:
             raise ValueError(f"the single score's order_share must be in [0, 1], got {self.order_share}")
@@ -247,9 +245,8 @@ def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray
     "Latent terms"). The latent cosine of a chunk in the question's own language is 0
     (LatentQuery.score_many): the latent terms add to other languages' chunks what the dense vector's
     language offset takes from them. With ``centering.single`` both scores are its one score (``own``: the
-    chunk is in the question's language; ``latent`` is then counted in every language), or only the one that
-    interleaves languages when ``single.order`` is false; the order is ``single.order_share`` of it and the
-    rest the split order."""
+    chunk is in the question's language; ``latent`` is then counted in every language), the order only
+    ``single.order_share`` of it and the split order the rest."""
     chunk_centroid = _centroid_or_zero(centering.chunks, language, len(query))
     sentence_centroid = _centroid_or_zero(centering.sentences, language, len(query))
     plain_norm = float(np.linalg.norm(plain_query))
@@ -263,9 +260,8 @@ def score_chunk(centering: Centering, query: np.ndarray, plain_query: np.ndarray
     order = w * best_plain + (1 - w) * plain + (0.0 if own else centering.latent_weight * latent)
     if centering.single is None:
         return ChunkScore(order, w * best_neutral + (1 - w) * neutral + centering.latent_choice_weight * latent)
-    single = centering.single
-    score = single.of(neutral, best_neutral, plain, best_plain, latent, own)
-    share = single.order_share if single.order else 0.0
+    score = centering.single.of(neutral, best_neutral, plain, best_plain, latent, own)
+    share = centering.single.order_share
     return ChunkScore(share * score + (1 - share) * order, score)
 
 

@@ -112,7 +112,7 @@ def test_the_single_score_is_one_linear_score_for_the_order_and_the_choice() -> 
     assert (own.plain, own.neutral) == pytest.approx((expected - 0.02, expected - 0.02))
     assert centering.uses_latent and not replace(centering, single=replace(single, latent=0.0)).uses_latent
     # Only the choice: the order within a language stays the split plain score (latent terms of other languages).
-    choosing = replace(centering, latent_weight=0.15, single=replace(single, order=False))
+    choosing = replace(centering, latent_weight=0.15, single=replace(single, order_share=0.0))
     other = score_chunk(choosing, q, q, "de", chunk, sentences, latent=0.5)
     own = score_chunk(choosing, q, q, "de", chunk, sentences, latent=0.5, own=True)
     assert (other.plain, other.neutral) == pytest.approx((0.5 * 0.7 + 0.5 * 0.3 + 0.15 * 0.5, expected))

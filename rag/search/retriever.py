@@ -185,8 +185,8 @@ class Retriever:
         if not s.language_neutral:
             return None
         single = (SingleScore(s.single_neutral_chunk, s.single_neutral_sentence, s.single_plain_chunk,
-                              s.single_plain_sentence, s.single_latent, s.single_own_language, s.single_order,
-                              s.single_order_share)
+                              s.single_plain_sentence, s.single_latent, s.single_own_language,
+                              s.single_order_share if s.single_order else 0.0)
                   if s.single_score else None)
         centering = self.store.centering(self.collection, s.language_prior, s.query_language_weight,
                                          s.sentence_weight, s.latent_weight, s.latent_choice_weight)
