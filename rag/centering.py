@@ -40,12 +40,20 @@ class LanguageMeans:
     sums: Mapping[str, np.ndarray] = field(repr=False)
     prior: float = 2.0
     query_weight: float = 0.5
+    # Each language's mean vector of the parallel reference text (rag/reference.py) as the collection's encoder
+    # reads it. With ``reference_prior``, a language that has one is shrunk by that many pseudo-chunks toward
+    # the collection's mean moved by its reference offset (``shift``) instead of by ``prior`` toward the plain
+    # mean: a language with few chunks, often all on one topic, keeps its language offset without its topic.
+    offsets: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
+    reference_prior: float | None = None
 
     def __post_init__(self) -> None:
         if set(self.counts) != set(self.sums):
             raise ValueError(f"counts and sums name different languages: {sorted(self.counts)} vs {sorted(self.sums)}")
         if any(count < 1 for count in self.counts.values()):
             raise ValueError(f"every language needs >= 1 chunk, got {dict(self.counts)}")
+        if self.reference_prior is not None and not (math.isfinite(self.reference_prior) and self.reference_prior >= 0):
+            raise ValueError(f"reference_prior must be a number >= 0 or None, got {self.reference_prior}")
         if self.prior < 0 or not 0 <= self.query_weight <= 2:
             raise ValueError(f"prior must be >= 0 and query_weight in [0, 2], got {self.prior}, {self.query_weight}")
         if len({np.shape(s) for s in self.sums.values()}) > 1:
@@ -71,8 +79,34 @@ class LanguageMeans:
             return None
         if language not in self.counts:
             return mean
-        return (np.asarray(self.sums[language], dtype=np.float64) + self.prior * mean) / (
-            self.counts[language] + self.prior)
+        prior, target = self.prior, mean
+        if self.reference_prior is not None and language in self.offsets:
+            prior, target = self.reference_prior, mean + self.shift(language)
+        return (np.asarray(self.sums[language], dtype=np.float64) + prior * target) / (self.counts[language] + prior)
+
+    def shift(self, language: str) -> np.ndarray:
+        """How far ``language``'s mean lies from the collection's by the reference text: its reference mean less
+        the collection's languages' reference means weighted by their chunks, times the scale that best fits the
+        collection's own language means (least squares over its languages, weighted by their chunks; >= 0):
+        short reference sentences and long chunks sit at different distances from the centre, while a topic
+        that only one language's chunks share hardly projects onto the language offsets."""
+        if language not in self.offsets or language not in self.counts:
+            raise ValueError(f"{language!r} needs chunks and a reference offset, got {sorted(self.offsets)}")
+        raw = self._reference_shifts()
+        mean = self.mean()
+        assert mean is not None
+        fit = sum(self.counts[code] * float((np.asarray(self.sums[code], dtype=np.float64) / self.counts[code] - mean)
+                                            @ shift) for code, shift in raw.items())
+        size = sum(self.counts[code] * float(shift @ shift) for code, shift in raw.items())
+        return max(fit / size, 0.0) * raw[language] if size > 0 else np.zeros_like(mean)
+
+    def _reference_shifts(self) -> dict[str, np.ndarray]:
+        """Each language's reference mean less the chunk-weighted mix of them, for the languages that have one."""
+        known = [code for code in self.counts if code in self.offsets]
+        total = sum(self.counts[code] for code in known)
+        mixed = np.sum([self.counts[code] * np.asarray(self.offsets[code], dtype=np.float64) for code in known],
+                       axis=0) / total
+        return {code: np.asarray(self.offsets[code], dtype=np.float64) - mixed for code in known}
 
     def query(self, vector: np.ndarray, language: str | None) -> np.ndarray:
         """The question's vector with its language's mean taken out (as it is when the collection lacks it)."""

@@ -20,6 +20,7 @@ from typing import Protocol, cast
 from rag.chunk import chunk_text, encoded_text
 from rag.encoders.cache import encodings_version
 from rag.errors import ConnectorError, EncoderError
+from rag.reference import reference_sums
 from rag.store import PgStore
 from rag.types import (
     Chunk,
@@ -352,6 +353,8 @@ def run_ingest(p: Pipeline, targets: Sequence[Target], prune: bool = False,
         reports.extend(_prune(p, targets, stored, known))
     if p.language_index_min is not None:
         p.store.ensure_language_indexes(p.collection, p.language_index_min)
+    # A new language's reference text, read by this encoder: its offset for language-neutral search.
+    p.store.ensure_language_references(p.collection, lambda codes: reference_sums(p.encoder, codes))
     report = IngestReport(p.collection.name, p.encoder.name, tuple(reports), time.perf_counter() - started)
     log.info("ingest into %s done: %d sources, %d chunks written, %d failed, %.2f s", report.collection,
              len(sources), report.chunks, report.failed, report.seconds)

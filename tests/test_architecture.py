@@ -20,6 +20,7 @@ LAYERS = ("foundation", "config", "part", "pipeline", "facade", "top")
 # Where each module sits; a module belongs to its longest listed prefix (``rag`` itself is only the package).
 PLACES = {
     "rag.types": "foundation", "rag.errors": "foundation", "rag.centering": "foundation", "rag.words": "foundation",
+    "rag.reference": "foundation",
     "rag.config": "config", "rag.plugins": "config",
     "rag.lang": "part", "rag.chunk": "part", "rag.encoders": "part", "rag.store": "part",
     "rag.search": "part", "rag.search.fusion": "part", "rag.search.rerankers": "part", "rag.answer": "part",

@@ -51,6 +51,44 @@ def test_a_language_with_one_chunk_is_shrunk_toward_the_collection_not_wiped_out
     assert without_prior is not None and np.allclose(chunk - without_prior, 0.0)
 
 
+def test_a_small_language_keeps_its_topic_when_shrunk_toward_its_reference_offset() -> None:
+    # Axes: 0 and 1 the Spanish and German offsets, 2 a warranty topic, 3 and 4 other topics. The Spanish
+    # chunks are one warranty document; the German ones cover the other topics.
+    es_offset, de_offset, warranty = np.eye(5)[0], np.eye(5)[1], np.eye(5)[2]
+    spanish = np.stack([es_offset + warranty + 0.1 * np.eye(5)[i] for i in (3, 4, 3)])
+    german = np.stack([de_offset + np.eye(5)[i] for i in (3, 4, 3, 4, 3, 4)])
+    counts, sums = {"es": 3, "de": 6, "it": 1}, {"es": spanish.sum(axis=0), "de": german.sum(axis=0),
+                                                 "it": np.eye(5)[3]}
+    offsets = {"es": 2 * es_offset, "de": 2 * de_offset}  # the reference text's means, whatever their scale
+    plain = LanguageMeans(counts, sums, prior=2.0)
+    referenced = LanguageMeans(counts, sums, prior=2.0, offsets=offsets, reference_prior=30.0)
+    mean = plain.mean()
+    assert mean is not None
+    # The reference offsets less their mix weighted by the languages' chunks, scaled to fit the collection's
+    # language means (here half of it: the reference means are twice the chunks' offsets).
+    raw = {code: offsets[code] - (3 * offsets["es"] + 6 * offsets["de"]) / 9 for code in offsets}
+    scale = sum(counts[code] * (sums[code] / counts[code] - mean) @ raw[code] for code in raw) / sum(
+        counts[code] * raw[code] @ raw[code] for code in raw)
+    assert scale == pytest.approx(0.5, abs=0.05)
+    shift = scale * raw["es"]
+    assert np.allclose(referenced.shift("es"), shift)
+    assert np.allclose(np.asarray(referenced.centroid("es")), (sums["es"] + 30 * (mean + shift)) / 33)
+    # A language without reference text keeps ``prior`` toward the plain mean.
+    assert np.allclose(np.asarray(referenced.centroid("it")), np.asarray(plain.centroid("it")))
+    question = warranty + 0.5 * de_offset  # a German warranty question
+    cosines = {}
+    for name, means in (("plain", plain), ("referenced", referenced)):
+        centroid = means.centroid("es")
+        assert centroid is not None
+        cosines[name] = float(_unit(means.query(question, "de")) @ _unit(spanish[0] - centroid))
+    # The plain centroid is 3/5 Spanish warranty text and takes most of the topic out of the Spanish chunk.
+    assert cosines["referenced"] > cosines["plain"] + 0.2
+    with pytest.raises(ValueError, match="'it' needs chunks and a reference offset"):
+        referenced.shift("it")
+    with pytest.raises(ValueError, match="reference_prior must be a number >= 0 or None, got -1"):
+        LanguageMeans(counts, sums, offsets=offsets, reference_prior=-1.0)
+
+
 def test_the_question_loses_its_own_languages_mean_only_when_the_collection_holds_it() -> None:
     means = _means(np.random.default_rng(1), {"de": 5, "ja": 3})
     question = np.ones(8)

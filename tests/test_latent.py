@@ -83,7 +83,9 @@ def _latents(rosetta: Rosetta) -> dict[str, str | None]:
 @pytest.mark.parametrize(("weight", "first"), [(0.0, "mem://de/filter"), (2.0, "mem://de/akku")])
 def test_latent_terms_order_the_chunks_of_a_language(config: Config, weight: float, first: str) -> None:
     # "battery" shares a word with the filter page only; its latent terms name the battery page's concept.
-    config = replace(config, retrieval=RetrievalConfig(latent_weight=weight, latent_choice_weight=0.0))
+    # The split scores (single_score = false), whose latent weights these are.
+    config = replace(config, retrieval=RetrievalConfig(latent_weight=weight, latent_choice_weight=0.0,
+                                                       single_score=False))
     encoder = LatentHashEncoder()
     with Rosetta.open(config, encoder=encoder) as rosetta:
         rosetta.ingest([DocumentsConnector.of(_german())])
@@ -109,7 +111,8 @@ def test_latent_terms_of_other_languages_count_when_languages_are_chosen(config:
     # question's words but not its concept; the Spanish one names the concept (warranty) in its own words.
     documents = [Document("mem://en/fan", "How long is the fan quiet? It is quiet for the night.", "fan"),
                  Document("mem://es/garantia", "La garantía dura diez años desde la compra del equipo.", "garantia")]
-    config = replace(config, retrieval=RetrievalConfig(latent_weight=0.0, latent_choice_weight=weight))
+    config = replace(config, retrieval=RetrievalConfig(latent_weight=0.0, latent_choice_weight=weight,
+                                                       single_score=False))  # the split scores' weights
     with Rosetta.open(config, encoder=LatentHashEncoder()) as rosetta:
         rosetta.ingest([DocumentsConnector.of(documents)])
         assert rosetta.status().collections[0].languages == {"en": 1, "es": 1}
@@ -126,7 +129,7 @@ def test_the_single_score_counts_latent_terms_in_the_questions_own_language(conf
     # unless it only chooses between languages (single_order = false).
     retrieval = RetrievalConfig(latent_weight=2.0, latent_choice_weight=2.0, single_score=single, single_order=order,
                                 single_neutral_chunk=0.0, single_neutral_sentence=0.0, single_plain_chunk=1.0,
-                                single_plain_sentence=0.0, single_latent=2.0)
+                                single_plain_sentence=0.0, single_latent=2.0, single_order_share=1.0)
     with Rosetta.open(replace(config, retrieval=retrieval), encoder=LatentHashEncoder()) as rosetta:
         rosetta.ingest([DocumentsConnector.of(_german())])
         question = "Wer battery sagt, meint was genau?"

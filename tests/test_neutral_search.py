@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.config import Config, RetrievalConfig
+from rag.reference import SENTENCES
 from rag.rosetta import Rosetta
 from rag.store import PgStore
 from rag.types import Filter, SearchMode
@@ -70,6 +72,40 @@ def test_deleting_a_collection_takes_its_statistics(config: Config, demo_copy: P
         assert _stats(rosetta.store) == {} and _drift(rosetta.store) == []
 
 
+def test_ingest_stores_each_languages_reference_text_once_as_the_encoder_reads_it(config: Config,
+                                                                                 demo_copy: Path) -> None:
+    encoder = HashEncoder()
+    with Rosetta.open(config, encoder=encoder) as rosetta:
+        rosetta.ingest([demo_copy / "de", demo_copy / "es"])
+        store = rosetta.store
+        collection = store.collection(config.collection)
+        assert collection is not None
+        centering = store.centering(collection, reference_prior=30.0)
+        assert set(centering.chunks.offsets) == {"de", "es"} and centering.chunks.reference_prior == 30.0
+        german = np.mean([e.dense for e in encoder.encode_passages(SENTENCES["de"])], axis=0)
+        assert np.allclose(centering.chunks.offsets["de"], german, atol=1e-6)
+        assert centering.sentences.offsets.keys() == centering.chunks.offsets.keys()
+        rosetta.ingest([demo_copy])  # three new languages get theirs; German and Spanish keep what they have
+        assert set(store.centering(collection).chunks.offsets) == {"de", "en", "es", "ja", "zh"}
+        assert store.ensure_language_references(collection, lambda codes: pytest.fail(f"asked for {codes}")) == []
+        (demo_copy / "es" / "garantia.md").unlink()
+        rosetta.ingest([demo_copy], prune=True)
+        after = store.centering(collection, reference_prior=30.0)
+        # The reference describes the encoder, so it stays; a language without chunks is not shrunk toward it.
+        assert "es" in after.chunks.offsets and "es" not in after.chunks.counts
+        mean = after.chunks.mean()
+        assert mean is not None
+        assert np.allclose(np.asarray(after.chunks.centroid("de")), (after.chunks.sums["de"] + 30.0 * (
+            mean + after.chunks.shift("de"))) / (after.chunks.counts["de"] + 30.0))
+        with store.pool.connection() as conn:  # as a collection ingested before the reference text existed
+            conn.execute(f"DELETE FROM {store.schema}.language_reference")
+        rosetta.search("Luftfilter", k=1)  # the first search reads it with the collection's encoder
+        assert set(store.centering(collection).chunks.offsets) == {"de", "en", "ja", "zh"}
+        with store.pool.connection() as conn:
+            conn.execute(f"DELETE FROM {store.schema}.collections")
+            assert conn.execute(f"SELECT count(*) FROM {store.schema}.language_reference").fetchone() == (0,)
+
+
 @pytest.fixture
 def rosetta(config: Config, demo_copy: Path) -> Iterator[Rosetta]:
     with Rosetta.open(config) as opened:  # the real offline encoder
@@ -125,8 +161,11 @@ def test_a_code_the_question_names_chooses_the_language_that_holds_it(rosetta: R
 
 @pytest.mark.parametrize("question", ["Qué es HX-BK1?", "What is HX-BK1?", "ما هو HX-BK1؟"])
 def test_without_the_codes_evidence_the_dense_score_chooses_another_language(rosetta: Rosetta, question: str) -> None:
-    # Only the English FAQ names the backup switch; the Spanish warranty passage wins for its dense score.
-    rosetta.retriever().settings = RetrievalConfig(shared_choice_weight=0.0)
+    # Only the English FAQ names the backup switch; under the split scores centred on the collection's language
+    # means alone, the Spanish warranty passage wins for its dense score. (The defaults, with the single score
+    # and the reference offsets, find the FAQ without the code, too.)
+    rosetta.retriever().settings = RetrievalConfig(shared_choice_weight=0.0, single_score=False,
+                                                   language_reference=False)
     (hit,) = rosetta.search(question, k=1)
     assert hit.chunk.language == "es" and "HX-BK1" not in hit.chunk.text
 
@@ -135,7 +174,8 @@ def test_a_code_chooses_the_language_without_lexical_legs_too(config: Config, de
     # Hybrid search over the dense leg alone used to return it as it was, without the codes' evidence.
     with Rosetta.open(config) as plain, Rosetta.open(config, encoder=DenseOnlyEncoder(plain.encoder())) as opened:
         opened.ingest([demo_copy])
-        opened.retriever().settings = RetrievalConfig(shared_choice_weight=0.0)
+        opened.retriever().settings = RetrievalConfig(shared_choice_weight=0.0, single_score=False,
+                                                      language_reference=False)
         (before,) = opened.search("What is HX-BK1?", k=1)
         assert before.chunk.language == "es" and "HX-BK1" not in before.chunk.text
         opened.retriever().settings = RetrievalConfig()
@@ -152,8 +192,12 @@ def test_a_language_with_one_chunk_is_still_found(rosetta: Rosetta, demo_copy: P
     assert rosetta.status().collections[0].languages["it"] == 1
     (hit,) = rosetta.search("Quali pile usa il telecomando?", k=1)
     assert hit.chunk.language == "it"
-    # Without shrinkage toward the collection's mean a one-chunk language is its own mean: centred, nothing.
-    rosetta.retriever().settings = RetrievalConfig(language_prior=0.0)
+    # Shrunk toward the collection's mean alone (no reference offset), as well.
+    rosetta.retriever().settings = RetrievalConfig(language_reference=False)
+    assert rosetta.search("Quali pile usa il telecomando?", k=1)[0].chunk.language == "it"
+    # Without shrinkage a one-chunk language is its own mean: its centred cosine is nothing (the split scores,
+    # which choose between languages by it alone).
+    rosetta.retriever().settings = RetrievalConfig(language_prior=0.0, reference_prior=0.0, single_score=False)
     assert "it" not in [h.chunk.language for h in rosetta.search("Quali pile usa il telecomando?", k=5)]
 
 

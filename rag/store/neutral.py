@@ -28,13 +28,15 @@ from rag.types import Collection, Filter, Hit, LegScore
 
 def centering_from_rows(rows: Sequence[tuple[Any, ...]], prior: float, query_weight: float,
                         sentence_weight: float, latent_weight: float = 0.0,
-                        latent_choice_weight: float = 0.0) -> Centering:
-    """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means."""
+                        latent_choice_weight: float = 0.0, reference_prior: float | None = None) -> Centering:
+    """LANGUAGE_STATS rows (kind, language, rows, dense_sum) as the chunk and sentence means, with the reference
+    text's means (kind ``reference``) as their offsets."""
+    offsets = {str(code): dense_from_pg(total) / int(count) for k, code, count, total in rows if k == "reference"}
 
     def means(kind: str) -> LanguageMeans:
         found = [(str(code), int(count), dense_from_pg(total)) for k, code, count, total in rows if k == kind]
         return LanguageMeans({code: count for code, count, _ in found}, {code: v for code, _, v in found},
-                             prior, query_weight)
+                             prior, query_weight, offsets, reference_prior)
 
     return Centering(means("chunk"), means("sentence"), sentence_weight, latent_weight, latent_choice_weight)
 
@@ -76,9 +78,14 @@ def interleaved(collection: Collection, centering: Centering, query: np.ndarray,
                  ) -> list[Hit]:
     """Rows of the language legs as Hits: per language by plain score, languages interleaved by neutral score
     (both with the latent terms' cosine where ``latent``, the question's, is given); with ``centering.single``
-    both are its one score (``language``: the question's, for its ``own_language`` weight)."""
+    both are its one score where the rows carry latent terms (``language``: the question's, for its
+    ``own_language`` weight)."""
     ordered: dict[str, list[tuple[float, Hit]]] = {}
     neutral: dict[str, list[float]] = {}
+    if centering.single is not None and all(row[18] is None for row in rows):
+        # The single score's weights count latent terms; chunks stored without them (another encoder's
+        # ingest, latent_terms = false) are scored as they would be by an encoder without them: split.
+        centering = replace(centering, single=None)
     if latent is not None and centering.single is not None:
         latent = replace(latent, language=None)  # the single score counts latent terms in every language
     for row, latent_score in zip(rows, _latent_scores(latent, rows), strict=True):

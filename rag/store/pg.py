@@ -7,7 +7,7 @@ knows the database.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from rag.store.schema import (
     migrate,
 )
 from rag.store.sql import (
+    ADD_LANGUAGE_REFERENCE,
     CHUNK_COUNT,
     DENSE_SEARCH,
     EXACT_DENSE_SEARCH,
@@ -261,11 +262,35 @@ class PgStore:
 
     def centering(self, collection: Collection, prior: float = 2.0, query_weight: float = 0.5,
                   sentence_weight: float = 0.5, latent_weight: float = 0.0,
-                  latent_choice_weight: float = 0.0) -> Centering:
-        """The collection's per-language means of chunk and sentence vectors (kept by triggers, migration 3)."""
+                  latent_choice_weight: float = 0.0, reference_prior: float | None = None) -> Centering:
+        """The collection's per-language means of chunk and sentence vectors (kept by triggers, migration 3) and
+        its languages' reference offsets (migration 8)."""
         with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
             rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
-        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent_choice_weight)
+        return centering_from_rows(rows, prior, query_weight, sentence_weight, latent_weight, latent_choice_weight,
+                                   reference_prior)
+
+    def ensure_language_references(
+            self, collection: Collection,
+            reference: Callable[[Sequence[str]], Mapping[str, tuple[int, np.ndarray]]]) -> list[str]:
+        """Store ``reference(languages)`` (each language's reference sentence count and vector sum, as
+        rag.reference.reference_sums gives them) for the languages the collection holds that lack it; return
+        the languages written. A language without reference text is asked for again next time (it costs
+        nothing)."""
+        with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
+            rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
+        held = {str(code) for kind, code, _, _ in rows if kind == "chunk"}
+        missing = sorted(held - {str(code) for kind, code, _, _ in rows if kind == "reference"})
+        found = reference(missing) if missing else {}
+        if not found:
+            return []
+        statement = collection_statement(ADD_LANGUAGE_REFERENCE, self.schema, collection)
+        with errors(f"writing the language reference of {collection.name!r}"), self.pool.connection() as conn, \
+                conn.transaction():
+            for code, (count, total) in sorted(found.items()):
+                conn.execute(statement, {"collection": collection.id, "language": code, "rows": count,
+                                         "dense_sum": np.asarray(total, dtype=np.float32)})
+        return sorted(found)
 
     def ensure_language_indexes(self, collection: Collection, min_chunks: int) -> list[str]:
         """Create the HNSW index of every language with at least ``min_chunks`` chunks that lacks one; return

@@ -241,6 +241,19 @@ MIGRATIONS: tuple[str, ...] = (
     DROP FUNCTION {schema}.latent_terms_of(sparsevec);
     DROP TABLE {schema}.latent_stats;
     """,
+    # 8: each language's reference text (rag/reference.py) as the collection's encoder reads it: the sentence
+    # count and vector sum, written by ingest for every language the collection holds that has reference text.
+    # The language offset a small language is shrunk toward (rag/centering.py, LanguageMeans.shift). Kept when
+    # the language's chunks go: it describes the encoder, not the chunks.
+    """
+    CREATE TABLE {schema}.language_reference (
+        collection_id integer NOT NULL REFERENCES {schema}.collections (id) ON DELETE CASCADE,
+        language text NOT NULL,
+        rows integer NOT NULL CHECK (rows > 0),
+        dense_sum vector NOT NULL,
+        PRIMARY KEY (collection_id, language)
+    );
+    """,
 )
 
 COLLECTION_INDEXES = (

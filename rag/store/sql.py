@@ -82,6 +82,13 @@ HYBRID_SEARCH = """
 # nearest by the exact cosine.
 LANGUAGE_STATS = """
     SELECT kind, language, rows, dense_sum FROM {schema}.language_stats WHERE collection_id = {collection}
+    UNION ALL
+    SELECT 'reference', language, rows, dense_sum FROM {schema}.language_reference
+    WHERE collection_id = {collection}
+"""
+ADD_LANGUAGE_REFERENCE = """
+    INSERT INTO {schema}.language_reference (collection_id, language, rows, dense_sum)
+    VALUES (%(collection)s, %(language)s, %(rows)s, %(dense_sum)s) ON CONFLICT DO NOTHING
 """
 LANGUAGE_LEG = """
     (SELECT {columns}, -(c.dense <#> %(query)s::vector), -(c.dense <#> %(plain)s::vector),
