@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import Config, DbConfig, EncoderKind, IngestConfig, load_config, parse_encoder
+from rag.config import (
+    Config,
+    DbConfig,
+    EncoderKind,
+    IngestConfig,
+    RetrievalConfig,
+    load_config,
+    parse_encoder,
+)
 from rag.errors import ConfigError
 from rag.types import Storage
 
@@ -42,6 +50,8 @@ def test_database_url_is_not_in_repr() -> None:
         (lambda: DbConfig(schema="bad-name; drop"), "db.schema must be a plain SQL identifier, got 'bad-name; drop'"),
         (lambda: IngestConfig(max_tokens=4), "ingest.max_tokens must be in [16, 8192], got 4"),
         (lambda: IngestConfig(sparse_max_terms=5000), "ingest.sparse_max_terms must be in [1, 1000], got 5000"),
+        (lambda: RetrievalConfig(reference_prior=float("inf")), "retrieval.reference_prior must be a number >= 0, got inf"),
+        (lambda: RetrievalConfig(reference_prior=-1.0), "retrieval.reference_prior must be a number >= 0, got -1.0"),
         (lambda: Config(collection="a b"), "collection name 'a b' is invalid: use 1-128 letters, digits, '_', '-' or '.'"),
         (lambda: parse_encoder("gpt 4!"), ("unknown encoder 'gpt 4!'; choose one of: auto, bge-m3, e5-small, "
                                             "openai-compatible, or an installed plugin's name (rosetta plugins "
