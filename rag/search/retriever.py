@@ -190,16 +190,18 @@ class Retriever:
                               s.single_order_share if s.single_order else 0.0)
                   if s.single_score and latent_dim(self.encoder) > 0 else None)  # its weights need latent terms
         reference_prior = s.reference_prior if s.language_reference else None
-        centering = self.store.centering(self.collection, s.language_prior, s.query_language_weight,
-                                         s.sentence_weight, s.latent_weight, s.latent_choice_weight, reference_prior)
+
+        def read() -> Centering:
+            return self.store.centering(self.collection, s.language_prior, s.query_language_weight,
+                                        s.sentence_weight, s.latent_weight, s.latent_choice_weight, reference_prior)
+
+        centering = read()
         missing = {code for code in centering.chunks.counts if code in SENTENCES} - set(centering.chunks.offsets)
         if reference_prior is not None and missing:
             # A collection ingested before the reference text existed (or a crash before ingest wrote it): read
             # it now with the collection's encoder, once, as ingest would have.
             self.store.ensure_language_references(self.collection, lambda codes: reference_sums(self.encoder, codes))
-            centering = self.store.centering(self.collection, s.language_prior, s.query_language_weight,
-                                             s.sentence_weight, s.latent_weight, s.latent_choice_weight,
-                                             reference_prior)
+            centering = read()
         return replace(centering, shared_choice_weight=s.shared_choice_weight, single=single)
 
     def _dense(self, vector: np.ndarray, language: str | None, where: Filter | None,

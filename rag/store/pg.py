@@ -277,10 +277,8 @@ class PgStore:
         rag.reference.reference_sums gives them) for the languages the collection holds that lack it; return
         the languages written. A language without reference text is asked for again next time (it costs
         nothing)."""
-        with errors(f"reading language statistics of {collection.name!r}"), self.pool.connection() as conn:
-            rows = conn.execute(collection_statement(LANGUAGE_STATS, self.schema, collection)).fetchall()
-        held = {str(code) for kind, code, _, _ in rows if kind == "chunk"}
-        missing = sorted(held - {str(code) for kind, code, _, _ in rows if kind == "reference"})
+        means = self.centering(collection).chunks
+        missing = sorted(set(means.counts) - set(means.offsets))
         found = reference(missing) if missing else {}
         if not found:
             return []
